@@ -1,0 +1,25 @@
+"""``python -m cnnbook.data [NAME ...]``: make sure the datasets are cached (``make data``)."""
+import sys
+import time
+
+from cnnbook.data.catalog import DATASETS
+from cnnbook.data.sources import DatasetCorrupt, DatasetUnavailable, data_dir
+from cnnbook.data.splits import prepare
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(DATASETS)
+    start = time.perf_counter()
+    try:
+        sizes = prepare(names)
+    except (DatasetUnavailable, DatasetCorrupt) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    for key, n in sizes.items():
+        print(f"  {key:22s} {n:7,d} images")
+    print(f"datasets ready in {data_dir()} ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

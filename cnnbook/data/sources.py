@@ -1,0 +1,266 @@
+"""Getting a dataset's raw files into the cache: from the cache itself, a local mirror, or a download.
+
+The order is fixed: the project's ``data/`` cache, then the folder named by
+``CNNBOOK_DATA_MIRROR`` (a copy of torchvision's raw layout, plus CIFAR-10 as a JPEG
+ImageFolder tar), then torchvision's download. Every file is checked (size, header,
+MD5 where known) before it is trusted; copies and downloads go to a temporary name and
+are renamed only when complete, so an interruption never leaves a half file that passes
+as good. A bad file already in the cache is moved aside to ``*.corrupt``, not deleted.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import warnings
+from pathlib import Path
+
+from cnnbook.data.catalog import CIFAR_TAR, DatasetInfo, RawFile, info
+
+
+class DatasetUnavailable(RuntimeError):
+    """No source could provide the dataset; the message names every place looked and the fix."""
+
+
+class DatasetCorrupt(RuntimeError):
+    """A dataset file exists but is truncated or damaged."""
+
+
+def data_dir() -> Path:
+    """The dataset cache: ``CNNBOOK_DATA_DIR``, else the project's ``data/``, else ~/.cache/cnnbook."""
+    env = os.environ.get("CNNBOOK_DATA_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    project = Path(__file__).resolve().parents[2] / "data"
+    if (project / "README.md").exists():
+        return project
+    return Path.home() / ".cache" / "cnnbook" / "data"
+
+
+def mirror_dir() -> Path | None:
+    """The local mirror named by ``CNNBOOK_DATA_MIRROR``, or None when unset."""
+    env = os.environ.get("CNNBOOK_DATA_MIRROR", "").strip()
+    return Path(env).expanduser().resolve() if env else None
+
+
+def downloads_allowed() -> bool:
+    return os.environ.get("CNNBOOK_OFFLINE", "").strip().lower() not in ("1", "true", "yes")
+
+
+# ---------------------------------------------------------------------------- checks
+def md5sum(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_idx(path: Path, spec: RawFile, md5: bool = False) -> None:
+    """Raise DatasetCorrupt unless ``path`` is a complete IDX file of the expected shape."""
+    if not path.is_file():
+        raise DatasetCorrupt(f"{path} is missing")
+    size = path.stat().st_size
+    if size != spec.nbytes:
+        raise DatasetCorrupt(f"{path} has {size:,} bytes, expected {spec.nbytes:,} "
+                             f"({'truncated' if size < spec.nbytes else 'too long'})")
+    with open(path, "rb") as f:
+        header = f.read(16 if spec.kind == "images" else 8)
+    magic = int.from_bytes(header[:4], "big")
+    count = int.from_bytes(header[4:8], "big")
+    want_magic = 2051 if spec.kind == "images" else 2049
+    if magic != want_magic or count != spec.count:
+        raise DatasetCorrupt(f"{path} does not start with a valid IDX {spec.kind} header "
+                             f"(magic {magic}, count {count})")
+    if md5 and md5sum(path) != spec.md5:
+        raise DatasetCorrupt(f"{path} has the right size but the wrong MD5 checksum")
+
+
+def check_cifar_tar(path: Path) -> None:
+    """Raise DatasetCorrupt unless the tar opens and holds 50,000 + 10,000 JPEGs."""
+    try:
+        with tarfile.open(path) as tar:
+            names = [m.name for m in tar.getmembers() if m.isfile() and m.name.endswith(".jpg")]
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DatasetCorrupt(f"{path} is not a complete tar archive ({exc})") from exc
+    train = sum("/train/" in n for n in names)
+    test = sum("/test/" in n for n in names)
+    if (train, test) != (50_000, 10_000):
+        raise DatasetCorrupt(f"{path} holds {train:,} train and {test:,} test images, "
+                             "expected 50,000 and 10,000")
+
+
+def _set_aside(path: Path, reason: str) -> None:
+    bad = path.with_name(path.name + ".corrupt")
+    warnings.warn(f"{reason}; moved it to {bad.name} and fetching a fresh copy", stacklevel=3)
+    os.replace(path, bad)
+
+
+def atomic_copy(src: Path, dst: Path) -> None:
+    """Copy to a temporary name beside ``dst`` and rename: readers never see half a file."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------------- the sources
+def _fix_hint(ds: DatasetInfo) -> str:
+    return ("Fix: point CNNBOOK_DATA_MIRROR at a folder holding a copy of the datasets "
+            "(the Makefile does this for ../shared/datasets) and run `make data`, "
+            f"or run `make data` once on a machine with internet access to download {ds.title}.")
+
+
+def ensure_mnist_raw(name: str) -> Path:
+    """The folder of a complete, checked set of raw IDX files for MNIST or Fashion-MNIST."""
+    ds = info(name)
+    raw = data_dir() / ds.folder / "raw"
+    looked, problems = [f"cache {raw}"], []
+    missing = []
+    for spec in ds.raw_files:
+        path = raw / spec.name
+        if path.exists():
+            try:
+                check_idx(path, spec)
+                continue
+            except DatasetCorrupt as exc:
+                problems.append(str(exc))
+                _set_aside(path, str(exc))
+        missing.append(spec)
+    if not missing:
+        return raw
+
+    mirror = mirror_dir()
+    if mirror is not None:
+        src_dir = mirror / ds.folder / "raw"
+        looked.append(f"mirror {src_dir} (CNNBOOK_DATA_MIRROR)")
+        still = []
+        for spec in missing:
+            src = src_dir / spec.name
+            if not src.exists():
+                still.append(spec)
+                continue
+            try:
+                check_idx(src, spec, md5=True)
+            except DatasetCorrupt as exc:
+                problems.append(f"mirror file: {exc}")
+                still.append(spec)
+                continue
+            atomic_copy(src, raw / spec.name)
+        missing = still
+    else:
+        looked.append("no mirror (CNNBOOK_DATA_MIRROR is not set)")
+    if not missing:
+        return raw
+
+    if downloads_allowed():
+        looked.append("torchvision download")
+        try:
+            _download_mnist(ds, raw)
+            return raw
+        except Exception as exc:  # any network or format failure: report, don't traceback
+            problems.append(f"download failed: {type(exc).__name__}: {exc}")
+    else:
+        looked.append("no download (CNNBOOK_OFFLINE is set)")
+    raise DatasetUnavailable(_report(ds, looked, problems, [s.name for s in missing]))
+
+
+def _report(ds: DatasetInfo, looked, problems, missing) -> str:
+    lines = [f"{ds.title} is not available: missing {', '.join(missing)}.", "Looked in:"]
+    lines += [f"  - {p}" for p in looked]
+    if problems:
+        lines.append("Problems found:")
+        lines += [f"  - {p}" for p in problems]
+    lines.append(_fix_hint(ds))
+    return "\n".join(lines)
+
+
+def _download_mnist(ds: DatasetInfo, raw: Path) -> None:
+    """torchvision's download into a temporary root, checked, then renamed into the cache."""
+    import torchvision
+
+    cls = {"MNIST": torchvision.datasets.MNIST,
+           "FashionMNIST": torchvision.datasets.FashionMNIST}[ds.folder]
+    raw.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=raw.parent.parent) as tmp:
+        cls(root=tmp, train=True, download=True)
+        cls(root=tmp, train=False, download=True)
+        got = Path(tmp) / ds.folder / "raw"
+        for spec in ds.raw_files:
+            check_idx(got / spec.name, spec, md5=True)
+        for spec in ds.raw_files:
+            os.replace(got / spec.name, raw / spec.name)
+
+
+def canonical_cifar_dir() -> Path | None:
+    """torchvision's ``cifar-10-batches-py`` in the cache, if present and intact."""
+    root = data_dir()
+    if not (root / "cifar-10-batches-py").is_dir():
+        return None
+    import torchvision
+
+    try:
+        torchvision.datasets.CIFAR10(root=str(root), train=False, download=False)
+    except RuntimeError as exc:  # torchvision's integrity (MD5) check failed
+        warnings.warn(f"{root / 'cifar-10-batches-py'} failed torchvision's check ({exc}); "
+                      "using the JPEG copy instead", stacklevel=2)
+        return None
+    return root / "cifar-10-batches-py"
+
+
+def ensure_cifar10() -> tuple[str, Path]:
+    """Where to read CIFAR-10 from: ("canonical", folder) or ("jpeg-tar", tar file)."""
+    ds = info("cifar10")
+    canonical = canonical_cifar_dir()
+    if canonical is not None:
+        return "canonical", canonical
+    tar = data_dir() / CIFAR_TAR
+    looked = [f"cache {data_dir() / 'cifar-10-batches-py'}", f"cache {tar}"]
+    problems = []
+    if tar.exists():
+        try:
+            check_cifar_tar(tar)
+            return "jpeg-tar", tar
+        except DatasetCorrupt as exc:
+            problems.append(str(exc))
+            _set_aside(tar, str(exc))
+    mirror = mirror_dir()
+    if mirror is not None:
+        src = mirror / CIFAR_TAR
+        looked.append(f"mirror {src} (CNNBOOK_DATA_MIRROR)")
+        if src.exists():
+            try:
+                check_cifar_tar(src)
+                atomic_copy(src, tar)
+                return "jpeg-tar", tar
+            except DatasetCorrupt as exc:
+                problems.append(f"mirror file: {exc}")
+    else:
+        looked.append("no mirror (CNNBOOK_DATA_MIRROR is not set)")
+    if downloads_allowed():
+        looked.append("torchvision download")
+        try:
+            return "canonical", _download_cifar10()
+        except Exception as exc:
+            problems.append(f"download failed: {type(exc).__name__}: {exc}")
+    else:
+        looked.append("no download (CNNBOOK_OFFLINE is set)")
+    raise DatasetUnavailable(_report(ds, looked, problems, ["CIFAR-10 images"]))
+
+
+def _download_cifar10() -> Path:
+    import torchvision
+
+    root = data_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=root) as tmp:
+        torchvision.datasets.CIFAR10(root=tmp, train=True, download=True)  # checks MD5s
+        os.replace(Path(tmp) / "cifar-10-batches-py", root / "cifar-10-batches-py")
+    return root / "cifar-10-batches-py"

@@ -1,0 +1,9 @@
+"""Interactive explorers (ipywidgets 8) for the chapters.
+
+Each explorer is a thin layer over pure functions elsewhere in ``cnnbook``: it reads its
+controls, calls those functions, and shows the result as a PNG. Tests drive them by
+setting a control's ``.value`` and reading ``explorer.state``.
+"""
+from cnnbook.widgets.base import Explorer, figure_to_png
+
+__all__ = ["Explorer", "figure_to_png"]

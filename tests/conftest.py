@@ -1,0 +1,48 @@
+"""Shared fixtures: headless plotting, and an isolated data cache for tests that need one."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+
+SHARED_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def mirror_path() -> Path | None:
+    """The real dataset mirror: CNNBOOK_DATA_MIRROR, else ../shared/datasets beside the repo."""
+    env = os.environ.get("CNNBOOK_DATA_MIRROR")
+    if env and Path(env).is_dir():
+        return Path(env)
+    return SHARED_MIRROR if SHARED_MIRROR.is_dir() else None
+
+
+@pytest.fixture
+def mirror() -> Path:
+    path = mirror_path()
+    if path is None:
+        pytest.skip("no dataset mirror on this machine (set CNNBOOK_DATA_MIRROR)")
+    return path
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch):
+    """A fresh, empty data cache with no mirror and no downloads; memory cache cleared."""
+    from cnnbook.data import splits
+
+    monkeypatch.setenv("CNNBOOK_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("CNNBOOK_DATA_MIRROR", raising=False)
+    monkeypatch.setenv("CNNBOOK_OFFLINE", "1")
+    splits.clear_memory()
+    yield tmp_path / "data"
+    splits.clear_memory()
+
+
+@pytest.fixture
+def results_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNBOOK_RESULTS_DIR", str(tmp_path / "results"))
+    return tmp_path / "results"

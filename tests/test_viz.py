@@ -1,0 +1,50 @@
+import matplotlib.pyplot as plt
+import pandas as pd
+import pytest
+import torch
+
+from cnnbook import viz
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+def test_show_images_grid_and_titles():
+    fig = viz.show_images(torch.rand(10, 1, 8, 8), titles=[str(i) for i in range(10)], ncols=4)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == 10 and shown[3].get_title() == "3"
+    rgb = viz.show_images(torch.rand(2, 3, 8, 8))
+    assert rgb.axes[0].images[0].get_array().shape == (8, 8, 3)
+    with pytest.raises(ValueError, match="titles"):
+        viz.show_images(torch.rand(2, 1, 4, 4), titles=["a"])
+
+
+def test_kernels_and_feature_maps():
+    fig = viz.plot_kernels(torch.randn(6, 1, 5, 5))
+    assert sum(1 for ax in fig.axes if ax.images) == 6
+    fig = viz.plot_kernels(torch.randn(4, 3, 3, 3))
+    assert fig.axes[0].images[0].get_array().shape == (3, 3, 3)
+    fig = viz.plot_feature_maps(torch.rand(1, 5, 6, 6))
+    assert sum(1 for ax in fig.axes if ax.images) == 5
+    with pytest.raises(ValueError):
+        viz.plot_feature_maps(torch.rand(2, 5, 6, 6))
+
+
+def test_confusion_matrix_counts():
+    cm = viz.confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 2, 0], 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    fig = viz.plot_confusion_matrix([0, 1, 1], [0, 1, 0], ["a", "b"])
+    assert fig.axes[0].images[0].get_array()[1, 0] == pytest.approx(0.5)
+
+
+def test_history_and_function_plots():
+    hist = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "train_acc": [0.5, 0.8],
+                         "test_acc": [0.4, 0.7]})
+    fig = viz.plot_history(hist)
+    assert len(fig.axes[0].lines) == 3
+    x = torch.linspace(-3, 3, 50)
+    fig = viz.plot_functions(x, {"relu": torch.relu(x), "tanh": torch.tanh(x)})
+    assert len(fig.axes[0].get_legend().get_texts()) == 2

@@ -1,0 +1,116 @@
+"""``make book``: execute every chapter with papermill in one profile and tabulate the results.
+
+Each notebook runs on a fresh kernel with ``PROFILE`` injected, into
+``build/notebooks/<profile>/``; its wall time goes to ``build/results/<profile>/_timings.json``
+and the training runs leave their own records (``cnnbook.results``). The table of every
+chapter's accuracy and minutes is written to ``build/results/<profile>.md`` and, for the
+``cpu`` profile, into README.md between the ``results`` markers, so no number in it is
+typed by hand.
+
+    python tools/book.py --profile cpu [--only 05 06] [--table-only]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from cnnbook.results import collect, results_dir  # noqa: E402
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def run_notebooks(profile: str, only: list[str]) -> dict:
+    import papermill as pm
+
+    out_dir = ROOT / "build" / "notebooks" / profile
+    out_dir.mkdir(parents=True, exist_ok=True)
+    timings_path = results_dir(profile) / "_timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    os.environ["CNNBOOK_PROFILE"] = profile
+    for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        if only and nb.stem[:2] not in only:
+            continue
+        print(f"== {nb.name} ({profile})", flush=True)
+        start = time.perf_counter()
+        status = "ok"
+        try:
+            pm.execute_notebook(str(nb), str(out_dir / nb.name), parameters={"PROFILE": profile},
+                                kernel_name="python3", cwd=str(nb.parent), progress_bar=False)
+        except Exception as exc:  # keep going: one broken chapter should not hide the others
+            status = f"failed: {type(exc).__name__}"
+            print(f"   {status}: {str(exc).splitlines()[0] if str(exc) else ''}", flush=True)
+        seconds = time.perf_counter() - start
+        timings[nb.stem] = {"seconds": seconds, "status": status}
+        print(f"   {seconds / 60:.1f} min", flush=True)
+        timings_path.parent.mkdir(parents=True, exist_ok=True)
+        timings_path.write_text(json.dumps(timings, indent=2, sort_keys=True))
+    return timings
+
+
+def table(profile: str) -> str:
+    timings_path = results_dir(profile) / "_timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    runs = collect(profile)
+    lines = ["| chapter | training run | test accuracy | training min | notebook min |",
+             "|---|---|---|---|---|"]
+    for stem in sorted(timings):
+        t = timings[stem]
+        chapter_runs = (runs[runs["chapter"].astype(str) == stem[:2]]
+                        if not runs.empty and "chapter" in runs else [])
+        nb_min = f"{t['seconds'] / 60:.1f}" + ("" if t["status"] == "ok" else f" ({t['status']})")
+        if len(chapter_runs) == 0:
+            lines.append(f"| {stem} | (no training) | | | {nb_min} |")
+            continue
+        for i, (_, r) in enumerate(chapter_runs.sort_values("name").iterrows()):
+            acc = "" if r.get("test_acc") is None else f"{r['test_acc']:.3f}"
+            lines.append(f"| {stem if i == 0 else ''} | {r['name']} ({int(r['epochs'])} ep) | "
+                         f"{acc} | {r['seconds'] / 60:.1f} | {nb_min if i == 0 else ''} |")
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    devices = sorted(set(runs["device"])) if not runs.empty and "device" in runs else []
+    lines.append("")
+    lines.append(f"Profile `{profile}`, measured on {machine} ({', '.join(devices) or 'no training'}) "
+                 f"by `make book PROFILE={profile}`.")
+    return "\n".join(lines)
+
+
+def update_readme(text: str) -> None:
+    readme = ROOT / "README.md"
+    content = readme.read_text(encoding="utf-8")
+    if START not in content or END not in content:
+        print("README.md has no results markers; table not inserted")
+        return
+    head, rest = content.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{text}\n{END}{tail}", encoding="utf-8")
+    print("README.md results table updated")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default=os.environ.get("PROFILE", "cpu"),
+                    choices=["smoke", "cpu", "full"])
+    ap.add_argument("--only", nargs="*", default=[], help="chapter numbers, e.g. 05 06")
+    ap.add_argument("--table-only", action="store_true", help="rebuild the table from records")
+    args = ap.parse_args()
+    timings = {} if args.table_only else run_notebooks(args.profile, args.only)
+    text = table(args.profile)
+    out = results_dir() / f"{args.profile}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n", encoding="utf-8")
+    print(text)
+    if args.profile == "cpu":
+        update_readme(text)
+    failed = [k for k, v in timings.items() if v["status"] != "ok"]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
