@@ -1,0 +1,116 @@
+"""JupyterLab 4 in a real (headless) browser: a course widget renders and reacts.
+
+This is what `make lab` promises a learner: open a notebook, run it, move a control,
+see the picture change. Skipped where Debian's chromium is not installed (.ci/run installs it).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed")
+playwright = pytest.importorskip("playwright.sync_api")
+
+TOKEN = "cnnbook-browser-test"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+WIDGET_CODE = """\
+import ipywidgets as widgets
+from cnnbook.widgets.kernel_editor import KernelEditor
+editor = KernelEditor()
+status = widgets.Label(value=f"renders={editor.renders}")
+editor.image.observe(lambda _: setattr(status, "value", f"renders={editor.renders}"), names="value")
+widgets.VBox([editor, status])
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lab")
+    nb = {"cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+                     "source": WIDGET_CODE}],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                      "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    (root / "widget.ipynb").write_text(json.dumps(nb))
+    port = _free_port()
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".jupyter"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}",
+         "--ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}", "--allow-root",
+         f"--ServerApp.root_dir={root}", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail("jupyter lab exited:\n" + proc.stdout.read().decode(errors="replace"))
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("jupyter lab did not start within 90 s")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_widget_renders_and_reacts_in_jupyterlab(lab, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS,
+                                    headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(f"{lab}/lab/tree/widget.ipynb?token={TOKEN}", timeout=60_000)
+            cell = page.locator(".jp-Notebook .jp-CodeCell").first
+            expect(cell).to_be_visible(timeout=60_000)
+            # wait for the kernel, then run the cell
+            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
+                                "#jp-main-statusbar :text('Idle')").first).to_be_visible(timeout=60_000)
+            cell.click()
+            page.keyboard.press("Shift+Enter")
+            out = page.locator(".jp-OutputArea-output").first
+            expect(out.locator(".widget-dropdown select").first).to_be_visible(timeout=90_000)
+            expect(out.locator("img").first).to_be_visible(timeout=30_000)
+            assert "Error displaying widget" not in out.inner_text()
+            expect(out.get_by_text("renders=1")).to_be_visible(timeout=30_000)
+            before = out.locator("img").first.get_attribute("src")
+            # pick another preset in the browser: the kernel recomputes and sends a new PNG
+            select = out.locator(".widget-dropdown select").first
+            options = select.locator("option").all_inner_texts()
+            select.select_option(label=options[-1])
+            expect(out.get_by_text("renders=2")).to_be_visible(timeout=30_000)
+            page.wait_for_function(
+                "(b) => document.querySelector('.jp-OutputArea-output img').src !== b",
+                arg=before, timeout=30_000)
+            page.screenshot(path=str(tmp_path / "lab.png"))
+        except Exception:
+            page.screenshot(path="/tmp/cnnbook-lab-failure.png")
+            raise
+        finally:
+            browser.close()
