@@ -57,22 +57,34 @@ def test_one_parameters_cell_with_profile_and_knobs(path):
         assert f'"{profile}"' in code or f"'{profile}'" in code, f"no {profile} knobs"
 
 
+def _defined_names(source: str) -> set:
+    """Names a cell binds: assignments, for targets, imports, functions and classes."""
+    tree = ast.parse(source)
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    names |= {n.name for n in ast.walk(tree)
+              if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
 def _exercises(cells):
-    """(solution cell, the code cell after it) pairs."""
+    """(index of the solution cell among code cells, solution cell, the code cell after it)."""
     code = [c for c in cells if c["cell_type"] == "code"]
-    pairs = []
+    out = []
     for i, cell in enumerate(code):
         if "### BEGIN SOLUTION" in _src(cell):
-            pairs.append((cell, code[i + 1] if i + 1 < len(code) else None))
-    return pairs
+            out.append((i, cell, code[i + 1] if i + 1 < len(code) else None))
+    return code, out
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_exercises_follow_nbgrader_conventions(path):
-    pairs = _exercises(_cells(path))
-    assert 3 <= len(pairs) <= 6, f"{len(pairs)} exercises; a chapter has 3 to 6"
+    code, exercises = _exercises(_cells(path))
+    assert 3 <= len(exercises) <= 6, f"{len(exercises)} exercises; a chapter has 3 to 6"
     ids = set()
-    for solution, test in pairs:
+    for i, solution, test in exercises:
         src = _src(solution)
         assert src.count("### BEGIN SOLUTION") == src.count("### END SOLUTION") >= 1
         meta = solution.get("metadata", {}).get("nbgrader", {})
@@ -82,11 +94,20 @@ def test_exercises_follow_nbgrader_conventions(path):
         assert tmeta.get("grade") is True and tmeta.get("points", 0) > 0
         assert "assert" in _src(test) and "### BEGIN SOLUTION" not in _src(test)
         ids |= {meta["grade_id"], tmeta["grade_id"]}
-        # a blank answer must fail: the test cell uses a name the solution cell defines
-        defined = {n.id for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Name)
-                   and isinstance(n.ctx, ast.Store)}
-        defined |= {n.name for n in ast.walk(ast.parse(src))
-                    if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    assert len(ids) == 2 * len(exercises), "grade_ids must be unique"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_exercise_tests_fail_on_a_blank_answer(path):
+    """nbgrader replaces each solution region with ``raise NotImplementedError()``; the
+    test cell must then fail. It does when it checks a name that only the solution binds:
+    no earlier cell of the notebook may bind it too (a stale value would pass)."""
+    code, exercises = _exercises(_cells(path))
+    for i, solution, test in exercises:
+        bound = _defined_names(_src(solution))
+        earlier = set().union(*(_defined_names(_src(c)) for c in code[:i]))
         used = {n.id for n in ast.walk(ast.parse(_src(test))) if isinstance(n, ast.Name)}
-        assert defined & used, "the test cell checks nothing the solution defines"
-    assert len(ids) == 2 * len(pairs), "grade_ids must be unique"
+        grade_id = solution["metadata"]["nbgrader"]["grade_id"]
+        assert (bound & used) - earlier, (
+            f"{grade_id}: its test cell checks no name that only its solution cell binds, "
+            "so a blank answer could pass")
