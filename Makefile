@@ -1,7 +1,7 @@
 # cnnbook: two commands for a newcomer.
 #   make lab    set everything up and open the course in JupyterLab
 #   make test   set everything up and run the whole test suite, notebooks included
-# Also: make install | data | book [PROFILE=smoke|cpu|full] | notebooks | clean
+# Also: make install | data | book [PROFILE=smoke|cpu|full] | assignments | notebooks | clean
 
 PYTHON  ?= python3
 VENV    ?= .venv
@@ -18,7 +18,7 @@ endif
 # nbgrader and jupyter shell out to tools found on PATH: use the venv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install data lab test unit book notebooks clean
+.PHONY: install data lab test unit book assignments notebooks clean
 
 install: $(STAMP)
 
@@ -51,6 +51,10 @@ unit: install
 # Execute every notebook with papermill into build/notebooks/ and write the results table.
 book: install data
 	$(PY) tools/book.py --profile $(PROFILE)
+
+# Student versions of every chapter (nbgrader) in build/course/release/.
+assignments: install
+	$(PY) tools/assignments.py --course build/course
 
 # Rebuild the .ipynb files from their jupytext sources in notebooks/src/.
 notebooks: install

@@ -1,11 +1,31 @@
-"""Repository-wide pytest hooks: a table of per-notebook wall times at the end of the run.
+"""Repository-wide pytest hooks: CPU threads shared fairly between xdist workers, and a
+table of per-notebook wall times at the end of the run.
 
 nbval turns each notebook cell into a test item; with pytest-xdist the reports reach the
 controller process, which adds up each notebook's setup (kernel start) and cell times.
 """
 from __future__ import annotations
 
+import os
+import sys
 from collections import defaultdict
+
+
+def pytest_configure(config):
+    """Give each xdist worker (and the notebook kernels it starts) its share of the cores.
+
+    Two workers on two cores that each run PyTorch with two threads fight over the CPU
+    and both slow down; one thread each keeps every core busy without oversubscription.
+    An explicit OMP_NUM_THREADS in the environment wins.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if workers <= 1 or "OMP_NUM_THREADS" in os.environ:
+        return
+    threads = str(max(1, (os.cpu_count() or 1) // workers))
+    os.environ["OMP_NUM_THREADS"] = threads  # inherited by the kernels nbval starts
+    os.environ["MKL_NUM_THREADS"] = threads
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(threads))
 
 _notebook_seconds: dict = defaultdict(float)
 _notebook_failed: dict = defaultdict(bool)

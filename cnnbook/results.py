@@ -1,13 +1,17 @@
 """Result records: one JSON file per training run, collected into the course's results table.
 
-``fit`` writes ``build/results/<profile>/<name>.json``; ``make book`` (and chapter 14) read
-them back with ``collect``. Records are written to a temporary file and renamed.
+``fit`` writes ``build/results/<profile>/<name>.json`` (untracked: every run, smoke included).
+``make book PROFILE=cpu`` (or ``full``) publishes its records to ``results/<profile>/``,
+which is tracked: the README's table and chapter 14's comparison read from there, so a
+fresh clone shows measured numbers, and a learner's own newer runs take their place.
+Records are written to a temporary file and renamed.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,32 +24,87 @@ def results_dir(profile: str | None = None) -> Path:
     return base / profile if profile else base
 
 
+def published_dir(profile: str | None = None) -> Path:
+    """``CNNBOOK_PUBLISHED_DIR`` or the project's tracked ``results/``, per profile if given."""
+    base = Path(os.environ.get("CNNBOOK_PUBLISHED_DIR") or PROJECT_ROOT / "results")
+    return base / profile if profile else base
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
 
 
+def _write_json_atomic(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=2, sort_keys=True, default=str)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_record(record: dict, profile: str, name: str) -> Path:
     """Write one run's record atomically; returns its path."""
-    folder = results_dir(profile)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{slug(name)}.json"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(record, f, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)
+    path = results_dir(profile) / f"{slug(name)}.json"
+    _write_json_atomic(record, path)
     return path
 
 
-def collect(profile: str | None = None):
-    """All records (of one profile, or every profile) as a DataFrame, one row per run."""
-    import pandas as pd
-
-    base = results_dir()
-    pattern = f"{profile}/*.json" if profile else "*/*.json"
-    rows = []
-    for path in sorted(base.glob(pattern)):
+def _read(folder: Path, pattern: str) -> dict:
+    records = {}
+    for path in sorted(folder.glob(pattern)):
+        if path.name.startswith("_"):
+            continue  # bookkeeping such as make book's _timings.json
         try:
-            rows.append(json.loads(path.read_text(encoding="utf-8")))
+            records[path.relative_to(folder).as_posix()] = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             continue  # a record being written by another run; skip it
-    return pd.DataFrame(rows)
+    return records
+
+
+def collect(profile: str | None = None, published: bool = False):
+    """All records (of one profile, or every profile) as a DataFrame, one row per run.
+
+    With ``published=True`` the tracked records of ``results/`` come first and a local
+    run with the same name replaces its published record; the ``source`` column says
+    which one each row is ("published" or "local").
+    """
+    import pandas as pd
+
+    pattern = f"{profile}/*.json" if profile else "*/*.json"
+    merged = {}
+    if published:
+        merged.update({k: dict(v, source="published")
+                       for k, v in _read(published_dir(), pattern).items()})
+    merged.update({k: dict(v, source="local") for k, v in _read(results_dir(), pattern).items()})
+    return pd.DataFrame([merged[k] for k in sorted(merged)])
+
+
+def chapter_of(filename: str) -> str:
+    """The chapter a record file belongs to: ``05-lenet5.json`` -> ``05``."""
+    return filename.split("-", 1)[0]
+
+
+def publish(profile: str) -> list[Path]:
+    """Copy this machine's records of ``profile`` into the tracked ``results/<profile>/``.
+
+    A chapter's published records are replaced as a whole, so a run that a chapter no
+    longer makes does not linger in the table.
+    """
+    target = published_dir(profile)
+    target.mkdir(parents=True, exist_ok=True)
+    local = _read(results_dir(profile), "*.json")
+    chapters = {chapter_of(name) for name in local}
+    for old in target.glob("*.json"):
+        if not old.name.startswith("_") and chapter_of(old.name) in chapters and old.name not in local:
+            old.unlink()
+    copied = []
+    for name, record in local.items():
+        path = target / name
+        _write_json_atomic(record, path)
+        copied.append(path)
+    return copied

@@ -5,9 +5,11 @@ Each notebook runs on a fresh kernel with ``PROFILE`` injected, into
 and the training runs leave their own records (``cnnbook.results``). The table of every
 chapter's accuracy and minutes is written to ``build/results/<profile>.md`` and, for the
 ``cpu`` profile, into README.md between the ``results`` markers, so no number in it is
-typed by hand.
+typed by hand. The ``cpu`` and ``full`` records (and timings) are also published to the
+tracked ``results/<profile>/`` folder (``cnnbook.results.publish``): chapter 14 and a
+fresh clone read the measured numbers from there.
 
-    python tools/book.py --profile cpu [--only 05 06] [--table-only]
+    python tools/book.py --profile cpu [--only 05 06] [--table-only] [--no-publish]
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cnnbook.results import collect, results_dir  # noqa: E402
+from cnnbook.results import collect, publish, published_dir, results_dir  # noqa: E402
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -39,6 +41,8 @@ def run_notebooks(profile: str, only: list[str]) -> dict:
         if only and nb.stem[:2] not in only:
             continue
         print(f"== {nb.name} ({profile})", flush=True)
+        for stale in results_dir(profile).glob(f"{nb.stem[:2]}-*.json"):
+            stale.unlink()  # this chapter's records are about to be written afresh
         start = time.perf_counter()
         status = "ok"
         try:
@@ -55,10 +59,27 @@ def run_notebooks(profile: str, only: list[str]) -> dict:
     return timings
 
 
+def read_timings(profile: str) -> dict:
+    """Notebook wall times: this machine's, else the published ones."""
+    for folder in (results_dir(profile), published_dir(profile)):
+        path = folder / "_timings.json"
+        if path.exists():
+            return json.loads(path.read_text())
+    return {}
+
+
+def publish_profile(profile: str) -> None:
+    """Copy the records and timings of a real profile to the tracked results/ folder."""
+    copied = publish(profile)
+    timings = results_dir(profile) / "_timings.json"
+    if timings.exists():
+        (published_dir(profile) / "_timings.json").write_text(timings.read_text())
+    print(f"published {len(copied)} records to {published_dir(profile)}")
+
+
 def table(profile: str) -> str:
-    timings_path = results_dir(profile) / "_timings.json"
-    timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
-    runs = collect(profile)
+    timings = read_timings(profile)
+    runs = collect(profile, published=True)
     lines = ["| chapter | training run | test accuracy | training min | notebook min |",
              "|---|---|---|---|---|"]
     for stem in sorted(timings):
@@ -81,8 +102,8 @@ def table(profile: str) -> str:
     return "\n".join(lines)
 
 
-def update_readme(text: str) -> None:
-    readme = ROOT / "README.md"
+def update_readme(text: str, readme: Path = ROOT / "README.md") -> None:
+    """Replace the table between the results markers of README.md."""
     content = readme.read_text(encoding="utf-8")
     if START not in content or END not in content:
         print("README.md has no results markers; table not inserted")
@@ -99,8 +120,12 @@ def main() -> int:
                     choices=["smoke", "cpu", "full"])
     ap.add_argument("--only", nargs="*", default=[], help="chapter numbers, e.g. 05 06")
     ap.add_argument("--table-only", action="store_true", help="rebuild the table from records")
+    ap.add_argument("--no-publish", action="store_true",
+                    help="do not copy cpu/full records to the tracked results/ folder")
     args = ap.parse_args()
     timings = {} if args.table_only else run_notebooks(args.profile, args.only)
+    if args.profile != "smoke" and not args.no_publish and not args.table_only:
+        publish_profile(args.profile)
     text = table(args.profile)
     out = results_dir() / f"{args.profile}.md"
     out.parent.mkdir(parents=True, exist_ok=True)

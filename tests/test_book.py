@@ -1,0 +1,55 @@
+"""tools/book.py: the results table is built from the records, never typed by hand."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from cnnbook.results import write_record
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def book(results_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNBOOK_PUBLISHED_DIR", str(tmp_path / "published"))
+    spec = importlib.util.spec_from_file_location("book", ROOT / "tools" / "book.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(name, chapter, acc, seconds):
+    write_record({"name": name, "chapter": chapter, "test_acc": acc, "epochs": 3,
+                  "seconds": seconds, "device": "cpu (2 threads)"}, "cpu", f"{chapter}-{name}")
+
+
+def test_table_lists_every_run_with_its_measured_numbers(book, results_dir):
+    _run("lenet5", "05", 0.8123, 90.0)
+    _run("lenet5-modern", "05", 0.8801, 60.0)
+    (results_dir / "cpu" / "_timings.json").write_text(json.dumps({
+        "01_biology_of_vision": {"seconds": 30.0, "status": "ok"},
+        "05_lenet": {"seconds": 300.0, "status": "ok"}}))
+    text = book.table("cpu")
+    lines = text.splitlines()
+    assert "| 01_biology_of_vision | (no training) | | | 0.5 |" in lines
+    assert "| 05_lenet | lenet5 (3 ep) | 0.812 | 1.5 | 5.0 |" in lines
+    assert "|  | lenet5-modern (3 ep) | 0.880 | 1.0 |  |" in lines
+    assert "cpu (2 threads)" in lines[-1]
+
+
+def test_publish_then_table_reads_the_published_records(book, results_dir):
+    _run("alexnet", "06", 0.85, 120.0)
+    (results_dir / "cpu" / "_timings.json").write_text(json.dumps(
+        {"06_alexnet": {"seconds": 240.0, "status": "ok"}}))
+    book.publish_profile("cpu")
+    for path in (results_dir / "cpu").glob("*.json"):
+        path.unlink()  # as in a fresh clone
+    assert "| 06_alexnet | alexnet (3 ep) | 0.850 | 2.0 | 4.0 |" in book.table("cpu").splitlines()
+
+
+def test_readme_table_is_replaced_between_the_markers(book, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{book.START}\nold table\n{book.END}\noutro\n")
+    book.update_readme("| new | table |", readme)
+    assert readme.read_text() == f"intro\n{book.START}\n| new | table |\n{book.END}\noutro\n"
