@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -96,13 +97,11 @@ def describe_device(device: torch.device | None = None) -> str:
     return device.type
 
 
-def settings(profile: str, knobs: dict) -> "SimpleNamespace":
+def settings(profile: str, knobs: dict) -> SimpleNamespace:
     """The knobs of ``profile`` from a notebook's ``{"smoke": {...}, "cpu": {...}, "full": {...}}``.
 
     Every profile must name the same knobs, so switching profile never leaves one unset.
     """
-    from types import SimpleNamespace
-
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     missing = [p for p in PROFILES if p not in knobs]

@@ -46,3 +46,12 @@ def empty_cache(tmp_path, monkeypatch):
 def results_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("CNNBOOK_RESULTS_DIR", str(tmp_path / "results"))
     return tmp_path / "results"
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Close every matplotlib figure a test opened, so figures never pile up in a worker."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

@@ -5,7 +5,6 @@ The cache is derived data: a damaged cache file is set aside and rebuilt from th
 """
 from __future__ import annotations
 
-import io
 import os
 import tarfile
 import tempfile
