@@ -195,3 +195,43 @@ def plot_functions(xs, curves: dict, title: str | None = None, xlabel: str = "x"
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def plot_contour_paths(f, paths: dict, xlim, ylim, levels=20, ncols: int = 3,
+                       scale: float = 3.2, xlabel: str = "$w_1$", ylabel: str = "$w_2$",
+                       title: str | None = None, resolution: int = 200):
+    """Contour lines of a 2-D function with one optimisation path per panel.
+
+    ``f(A, B)`` must accept arrays (a meshgrid) and return an array of the same shape;
+    ``paths`` maps a panel title to the points visited, shape (steps, 2). The axes keep
+    ``xlim`` and ``ylim``, so a path that diverges runs off the panel.
+    """
+    gx = np.linspace(*xlim, resolution)
+    gy = np.linspace(*ylim, resolution)
+    A, B = np.meshgrid(gx, gy)
+    Z = np.asarray(f(A, B), dtype=np.float64)
+    n = len(paths)
+    if n == 0:
+        raise ValueError("plot_contour_paths needs at least one path")
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale),
+                             squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, (label, path) in zip(axes.flat, paths.items()):
+        p = _to_numpy(path)
+        if p.ndim != 2 or p.shape[1] != 2:
+            raise ValueError(f"path {label!r} must have shape (steps, 2), got {p.shape}")
+        ax.contour(A, B, Z, levels=levels, cmap="viridis", linewidths=0.8)
+        ax.plot(p[:, 0], p[:, 1], "o-", color="tab:red", ms=3, lw=1)
+        ax.plot(p[0, 0], p[0, 1], "s", color="k", ms=5)
+        ax.set_xlim(*xlim)
+        ax.set_ylim(*ylim)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(str(label), fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

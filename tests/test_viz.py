@@ -1,15 +1,8 @@
-import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 import torch
 
 from cnnbook import viz
-
-
-@pytest.fixture(autouse=True)
-def _close():
-    yield
-    plt.close("all")
 
 
 def test_show_images_grid_and_titles():
@@ -48,3 +41,15 @@ def test_history_and_function_plots():
     x = torch.linspace(-3, 3, 50)
     fig = viz.plot_functions(x, {"relu": torch.relu(x), "tanh": torch.tanh(x)})
     assert len(fig.axes[0].get_legend().get_texts()) == 2
+
+
+def test_contour_paths_one_panel_per_path():
+    paths = {"small": [[1.0, 1.0], [0.9, 0.5], [0.8, 0.2]],
+             "large": torch.tensor([[1.0, 1.0], [-1.5, -2.0]])}
+    fig = viz.plot_contour_paths(lambda a, b: a ** 2 + 10 * b ** 2, paths, (-2, 2), (-2, 2))
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_title() for ax in panels] == ["small", "large"]
+    assert len(panels[0].lines[0].get_xdata()) == 3
+    assert panels[1].get_xlim() == (-2, 2)
+    with pytest.raises(ValueError, match="shape"):
+        viz.plot_contour_paths(lambda a, b: a + b, {"bad": torch.zeros(3)}, (0, 1), (0, 1))
