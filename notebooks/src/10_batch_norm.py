@@ -1,0 +1,643 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # 10 · Batch normalisation
+#
+# Deep networks are hard to train for a mundane reason: every layer receives numbers whose
+# scale keeps changing, because all the layers before it keep changing. Batch
+# normalisation (BN) fixes the scale where it matters, right before each nonlinearity, with
+# four lines of arithmetic. It let networks train with learning rates that used to blow
+# them up, and together with the residual connections of the next chapter it made
+# networks of a hundred layers routine.
+#
+# **What you will learn**
+#
+# - the computation: mini-batch mean and variance, normalise, then a learnable scale
+#   $\gamma$ and shift $\beta$; per feature after a linear layer, per channel after a
+#   convolution;
+# - running statistics for inference, and the two modes `train()` / `eval()`;
+# - a from-scratch `batch_norm` that agrees with `nn.BatchNorm2d` / `nn.BatchNorm1d` to
+#   the last digit: outputs, running mean and variance (with PyTorch's unbiased-variance
+#   detail) and gradients;
+# - where BN goes (after the conv or linear layer, before the activation), in d2l's
+#   BN-LeNet;
+# - why it helps, *measured*: LeNet with and without BN at the same high learning rate,
+#   and a sweep over learning rates;
+# - what the network does with $\gamma$ and $\beta$, and the train/eval pitfalls (a batch
+#   of one; forgetting `model.eval()`).
+
+# %%
+import copy
+import math
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import cnnbook
+from cnnbook import viz
+from cnnbook.inspect import capture, first_conv
+from cnnbook.models.batchnorm import BatchNorm, BNLeNet, batch_norm, bn_lenet
+from cnnbook.profiling import count_params
+from cnnbook.summary import layer_shapes, shape_table, show_source
+from cnnbook.train import TrainingDiverged
+
+# %% tags=["parameters"]
+from cnnbook.config import active_profile
+PROFILE = active_profile()  # "smoke", "cpu" or "full"; CNNBOOK_PROFILE sets the default
+KNOBS = {
+    # epochs / limit / batch_size / lr: the three LeNet runs (without BN, BN from scratch,
+    # BN from PyTorch); sweep_*: the learning-rate sweep (both networks, every lr)
+    "smoke": dict(epochs=1, limit=1_000, batch_size=256, lr=1.0,
+                  sweep_lrs=(1.0,), sweep_epochs=1, sweep_limit=500),
+    "cpu":   dict(epochs=3, limit=None, batch_size=256, lr=1.0,
+                  sweep_lrs=(0.03, 0.1, 0.3, 1.0, 3.0), sweep_epochs=1, sweep_limit=10_000),
+    "full":  dict(epochs=10, limit=None, batch_size=256, lr=1.0,
+                  sweep_lrs=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0), sweep_epochs=2,
+                  sweep_limit=None),
+}
+
+# %%
+cfg = cnnbook.settings(PROFILE, KNOBS)
+cnnbook.seed_everything(0)
+device = cnnbook.get_device()
+print(f"profile {PROFILE}, device {device}, {torch.get_num_threads()} CPU threads")
+
+# %% [markdown]
+# The `cpu` profile keeps d2l's network, image size (28 px), batch size and learning rate
+# and cuts the epochs from 10 to 3, and the learning-rate sweep to one epoch on 10,000
+# images: LeNet is small, so the only saving needed is time, and the difference BN makes
+# is visible within the first epoch. `full` is d2l's setting: 10 epochs, lr 1.0, batch 256.
+#
+# ## 1. The idea and a little history
+#
+# Standardising the *inputs* of a model (zero mean, unit variance per feature) has long
+# been standard advice: it puts all weights on a similar scale and lets gradient descent
+# take equal-sized steps in all directions (LeCun et al., 1998, *Efficient BackProp*).
+# Sergey Ioffe and Christian Szegedy (2015) asked: why only the inputs? Each layer is the
+# input of the next one. Their batch normalisation standardises the inputs of *every*
+# layer, using the statistics of the current mini-batch. Their explanation was "internal
+# covariate shift" (a layer has to chase a distribution that moves whenever earlier
+# layers are updated); later work found that BN's main effect is rather to make the loss
+# smoother and the gradients better behaved (Santurkar et al., 2018), so that larger
+# learning rates become safe (Bjorck et al., 2018). Either way, the practical outcome was
+# dramatic: their BN-Inception reached the accuracy of GoogLeNet in a fraction of the
+# training steps.
+#
+# For a mini-batch $\mathcal{B}$ of values $x$ of one feature (or one channel),
+#
+# $$\hat\mu_\mathcal{B} = \frac{1}{|\mathcal{B}|}\sum_{x\in\mathcal{B}} x,\qquad
+#   \hat\sigma^2_\mathcal{B} = \frac{1}{|\mathcal{B}|}\sum_{x\in\mathcal{B}}(x-\hat\mu_\mathcal{B})^2,\qquad
+#   \mathrm{BN}(x) = \gamma \odot \frac{x-\hat\mu_\mathcal{B}}{\sqrt{\hat\sigma^2_\mathcal{B}+\epsilon}} + \beta .$$
+#
+# - $\epsilon$ (1e-5 in PyTorch) keeps the division safe when a feature is constant.
+# - $\gamma$ and $\beta$ are **learned**, one pair per feature or channel. Without them
+#   every layer would be forced to output mean 0 and variance 1, which a sigmoid would see
+#   as "always near its linear middle"; with them the network can choose any mean and
+#   scale, including undoing the normalisation ($\gamma=\sigma$, $\beta=\mu$).
+# - After a **fully connected** layer the statistics are per feature, over the batch
+#   ($N$ values each). After a **convolution** they are per *channel*, over the batch and
+#   all positions ($N\cdot H\cdot W$ values), so that every position of a feature map is
+#   treated alike, as the convolution treats them.
+#
+# ## 2. `batch_norm` from scratch
+#
+# The whole method fits in one function. It lives in `cnnbook` because the tests below
+# and chapter 11's networks rely on it; read it first:
+
+# %%
+show_source(batch_norm);
+
+# %% [markdown]
+# Walking through it:
+#
+# - `shape` is `(1, C)` or `(1, C, 1, 1)`: a per-channel vector reshaped so it broadcasts
+#   over the batch (and the positions).
+# - `dims` lists every dimension except the channel one: `[0]` for a linear layer,
+#   `[0, 2, 3]` for a convolution.
+# - In **training** the batch statistics normalise the batch, and the running
+#   statistics are nudged towards them: `running = (1 - momentum) * running + momentum * batch`
+#   (momentum 0.1: each new batch gets 10% weight). The running variance uses the
+#   *unbiased* batch variance ($n/(n-1)$ times the biased one), as PyTorch does, while the
+#   batch is normalised with the biased one. It matters for small batches.
+# - In **evaluation** the running statistics replace the batch ones, so a test image is
+#   processed the same way whatever else is in its batch.
+#
+# A batch of four values of one feature, by hand:
+
+# %%
+x = torch.tensor([[1.0], [2.0], [3.0], [6.0]])
+y, rmean, rvar = batch_norm(x, None, None, torch.zeros(1), torch.ones(1), training=True)
+print("normalised:", y.flatten().tolist())
+print(f"batch mean {x.mean():.2f}, biased variance {x.var(unbiased=False):.2f}, "
+      f"unbiased {x.var():.3f}")
+print(f"running mean 0.9*0 + 0.1*{x.mean():.1f} = {rmean.item():.3f}; "
+      f"running var 0.9*1 + 0.1*{x.var():.3f} = {rvar.item():.4f}")
+
+# %% [markdown]
+# The layer around it keeps $\gamma$ and $\beta$ as parameters and the running
+# statistics as *buffers* (saved with the model, not trained), and picks training or
+# evaluation from the module's `self.training` flag that `model.train()` and
+# `model.eval()` set:
+
+# %%
+show_source(BatchNorm);
+
+# %% [markdown]
+# ### Is it really PyTorch's batch norm?
+#
+# We give both layers the same $\gamma$ and $\beta$, feed the same three batches in
+# training mode, then one in evaluation mode, and compare everything: outputs, running
+# statistics and the gradients with respect to the input, $\gamma$ and $\beta$.
+
+# %%
+def compare_with_pytorch(num_dims, shape, steps=3):
+    """Largest relative difference between our BatchNorm and PyTorch's, in float64."""
+    torch.manual_seed(0)
+    ours = BatchNorm(shape[1], num_dims).double()
+    theirs = (nn.BatchNorm2d if num_dims == 4 else nn.BatchNorm1d)(shape[1]).double()
+    with torch.no_grad():
+        ours.gamma.uniform_(0.5, 2)
+        ours.beta.uniform_(-1, 1)
+        theirs.weight.copy_(ours.gamma)
+        theirs.bias.copy_(ours.beta)
+    diffs = {}
+    def worst(key, a, b):
+        rel = ((a - b).abs().max() / b.abs().max()).item()
+        diffs[key] = max(diffs.get(key, 0.0), rel)
+    for step in range(steps):
+        xa = (torch.randn(shape, dtype=torch.float64) * 3 + step).requires_grad_()
+        xb = xa.detach().clone().requires_grad_()
+        ya, yb = ours(xa), theirs(xb)
+        (ya ** 3).sum().backward()
+        (yb ** 3).sum().backward()
+        worst("train output", ya, yb)
+        worst("running mean", ours.running_mean, theirs.running_mean)
+        worst("running var", ours.running_var, theirs.running_var)
+        worst("grad input", xa.grad, xb.grad)
+    worst("grad gamma", ours.gamma.grad, theirs.weight.grad)
+    worst("grad beta", ours.beta.grad, theirs.bias.grad)
+    ours.eval(), theirs.eval()
+    x = torch.randn(shape, dtype=torch.float64)
+    worst("eval output", ours(x), theirs(x))
+    return diffs
+
+equality = pd.DataFrame({"BatchNorm2d (N, C, H, W)": compare_with_pytorch(4, (8, 3, 5, 5)),
+                         "BatchNorm1d (N, C)": compare_with_pytorch(2, (16, 6))})
+print(equality.map(lambda v: f"{v:.1e}"))
+assert (equality.to_numpy() < 1e-12).all()
+
+# %% [markdown]
+# The table above prints the largest difference in each quantity, relative to its
+# size. We compared in float64 (double precision, about 16 significant digits), so that
+# what remains is rounding in the last digits, nothing more; the cell asserts every entry
+# is below 1e-12. (In float32 the same comparison agrees to about 6 digits, the precision
+# of float32.) Had we updated the running variance with the biased variance, as d2l's
+# from-scratch version does, the "running var" row would be off by a factor $(n-1)/n$ of
+# the batch part: small for big batches, but not PyTorch's layer.
+#
+# ## 3. Where it goes: BN-LeNet
+#
+# The rule of the paper: batch norm goes **after** the convolution or fully connected
+# layer and **before** the activation. (A bias in the layer before a BN is wasted: BN
+# subtracts the mean anyway and $\beta$ provides the shift. d2l keeps the biases, and so do
+# we, to keep its network.) d2l's BN-LeNet puts one after each of LeNet's four hidden
+# layers; unlike chapter 5's LeNet, the first convolution has no padding (28 -> 24 px).
+# `bn_lenet(norm=...)` builds it with our layer (`"scratch"`), PyTorch's (`"torch"`), or
+# none (`None`: the same network without BN, our comparison):
+
+# %%
+show_source(BNLeNet);
+net = bn_lenet("scratch")
+print(net)
+
+# %%
+X = torch.randn(2, 1, 28, 28)
+shapes = layer_shapes(net, X)
+shapes
+
+# %%
+plain_params, bn_params = count_params(bn_lenet(None)), count_params(net)
+print(f"LeNet without BN: {plain_params:,} parameters; BN-LeNet: {bn_params:,} "
+      f"(+{bn_params - plain_params}: a gamma and a beta per channel or unit)")
+assert bn_params - plain_params == 2 * (6 + 16 + 120 + 84)
+
+# %% [markdown]
+# torchinfo's view of the same network, with the parameters of each layer:
+
+# %%
+print(shape_table(net, (1, 1, 28, 28)))
+
+# %% [markdown]
+# ## 4. Why it helps: the same LeNet, the same high learning rate
+#
+# d2l trains BN-LeNet with a learning rate of **1.0**, plain SGD, batch 256, Xavier
+# initialisation, and reports a test accuracy around 0.80 after 10 epochs. We train the
+# network twice with exactly these settings: without BN, and with our from-scratch BN.
+# The batches are identical (same seed, same order).
+
+# %%
+train_iter, test_iter = cnnbook.load_data("fashion_mnist", batch_size=cfg.batch_size,
+                                          limit=cfg.limit)
+print(f"{train_iter.num_examples:,} training and {test_iter.num_examples:,} test images, "
+      f"{len(train_iter)} batches per epoch")
+
+# %%
+cnnbook.seed_everything(0)
+plain = bn_lenet(None)
+plain_result = cnnbook.fit(plain, train_iter, test_iter, epochs=cfg.epochs, lr=cfg.lr,
+                           init="xavier", name="lenet_no_bn_lr1", chapter="10")
+
+# %%
+cnnbook.seed_everything(0)
+bn_net = bn_lenet("scratch")
+bn_result = cnnbook.fit(bn_net, train_iter, test_iter, epochs=cfg.epochs, lr=cfg.lr,
+                        init="xavier", name="bn_lenet_scratch", chapter="10")
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
+viz.plot_history(plain_result.history, ax=axes[0], title=f"LeNet without BN, lr {cfg.lr}")
+viz.plot_history(bn_result.history, ax=axes[1], title=f"BN-LeNet (from scratch), lr {cfg.lr}")
+axes[0].set_ylim(0, 2.5)
+fig.tight_layout()
+comparison = pd.DataFrame({
+    "without BN": plain_result.history.set_index("epoch")["test_acc"],
+    "with BN": bn_result.history.set_index("epoch")["test_acc"]})
+print("test accuracy after each epoch:")
+print(comparison.round(3))
+print(f"training time: {plain_result.seconds:.0f} s without BN, {bn_result.seconds:.0f} s with")
+
+# %% [markdown]
+# The table above prints the test accuracy after every epoch. With sigmoids and a
+# learning rate of 1.0, the plain LeNet spends its first updates barely moving: the
+# sigmoids of the hidden layers sit in their flat tails, the gradient that reaches the
+# first layers is tiny, and the loss stays near $\ln 10 \approx 2.30$ (chance) before it
+# starts to fall. BN-LeNet learns from the first batches: every sigmoid receives inputs
+# of mean $\beta$ and spread $\gamma$, where it has a usable slope. The price is per
+# step: BN adds computation (and our from-scratch version is slower than PyTorch's fused
+# kernel), as the training times above show.
+#
+# ### PyTorch's layer, trained the same way
+#
+# `norm="torch"` uses `nn.BatchNorm2d` and `nn.BatchNorm1d`. Given the same starting
+# weights and the same batches, the two versions should follow the same trajectory. We
+# check that first on a few steps, then train the concise version like the other two.
+
+# %%
+cnnbook.seed_everything(0)
+ours, theirs = bn_lenet("scratch"), bn_lenet("torch")
+theirs.load_state_dict({k.replace("gamma", "weight").replace("beta", "bias"): v
+                        for k, v in ours.state_dict().items()})
+ours.to(device), theirs.to(device)
+opts = [torch.optim.SGD(m.parameters(), lr=cfg.lr) for m in (ours, theirs)]
+gaps = []
+for step, (Xb, yb) in zip(range(20), train_iter):
+    losses = []
+    for model, opt in zip((ours, theirs), opts):
+        loss = F.cross_entropy(model(Xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    gaps.append(abs(losses[0] - losses[1]))
+print(f"{len(gaps)} SGD steps, losses {losses[0]:.4f} (scratch) vs {losses[1]:.4f} (torch); "
+      f"largest gap {max(gaps):.1e}")
+assert max(gaps) < 1e-3
+
+# %%
+cnnbook.seed_everything(0)
+torch_bn_net = bn_lenet("torch")
+torch_result = cnnbook.fit(torch_bn_net, train_iter, test_iter, epochs=cfg.epochs, lr=cfg.lr,
+                           init="xavier", name="bn_lenet", chapter="10")
+print(f"test accuracy: from scratch {bn_result.test_acc:.3f}, nn.BatchNorm {torch_result.test_acc:.3f}; "
+      f"{bn_result.examples_per_sec:,.0f} vs {torch_result.examples_per_sec:,.0f} examples/s")
+
+# %% [markdown]
+# The two final accuracies printed above should agree closely (the runs differ only by
+# float rounding, which grows slowly over thousands of steps); PyTorch's fused kernel is
+# faster per example.
+#
+# ### Sensitivity to the learning rate
+#
+# One high learning rate is an anecdote. Here is a sweep: each network, trained for the
+# same short budget at each learning rate, from the same start. A run whose loss becomes
+# NaN counts as chance (0.1).
+
+# %%
+sweep_train, sweep_test = cnnbook.load_data("fashion_mnist", batch_size=cfg.batch_size,
+                                            limit=cfg.sweep_limit)
+rows = []
+for lr in cfg.sweep_lrs:
+    for label, norm in (("without BN", None), ("with BN", "torch")):
+        cnnbook.seed_everything(0)
+        try:
+            res = cnnbook.fit(bn_lenet(norm), sweep_train, sweep_test, epochs=cfg.sweep_epochs,
+                              lr=lr, init="xavier", record=False, progress=False,
+                              live_plot=False)
+            acc = res.test_acc
+        except TrainingDiverged:
+            acc = 0.1
+        rows.append({"lr": lr, "network": label, "test_acc": acc})
+sweep = pd.DataFrame(rows).pivot(index="lr", columns="network", values="test_acc")
+print(sweep.round(3))
+fig = viz.plot_functions(sweep.index, {c: sweep[c] for c in sweep.columns},
+                         title=f"test accuracy after {cfg.sweep_epochs} epoch(s)",
+                         xlabel="learning rate", ylabel="test accuracy")
+fig.axes[0].set_xscale("log")
+
+# %% [markdown]
+# The table and plot above show, for each learning rate, what each network reached.
+# Expect the network without BN to do well only in a narrow band of learning rates and
+# the BN network to be good over a much wider range, including rates ten times larger.
+# That robustness is the practical meaning of "BN makes training easier": less tuning,
+# and larger steps.
+#
+# Why larger steps are safe has a neat partial explanation, which exercise 3 asks you to
+# verify: the output of conv + BN does not change when the conv's weights are multiplied
+# by a constant $c$, and the gradient with respect to those weights is divided by $c$. Weights
+# that grow therefore receive smaller updates, a built-in brake on the effective learning
+# rate.
+#
+# ## 5. What the network did with $\gamma$ and $\beta$
+#
+# The layers started at $\gamma = 1$, $\beta = 0$. Where did training move them?
+
+# %%
+fig, axes = plt.subplots(2, 4, figsize=(12, 4.5))
+for col, name in enumerate(["bn1", "bn2", "bn_fc1", "bn_fc2"]):
+    layer = getattr(bn_net, name)
+    for row, (param, color) in enumerate(((layer.gamma, "tab:blue"), (layer.beta, "tab:orange"))):
+        values = param.detach().cpu()
+        axes[row, col].bar(range(len(values)), values, color=color)
+        axes[row, col].axhline(1.0 if row == 0 else 0.0, color="k", lw=0.7, ls="--")
+        axes[row, col].set_title(f"{name}: {'gamma' if row == 0 else 'beta'}", fontsize=9)
+fig.tight_layout()
+for name in ["bn1", "bn2", "bn_fc1", "bn_fc2"]:
+    layer = getattr(bn_net, name)
+    print(f"{name:7s} gamma mean {layer.gamma.mean():5.2f} (range {layer.gamma.min():5.2f} .. "
+          f"{layer.gamma.max():5.2f}), beta mean {layer.beta.mean():5.2f}")
+
+# %% [markdown]
+# The dashed lines mark the starting values. Every layer has moved away from them (how
+# far depends on how long it trained): the network uses $\gamma$ to choose how much of the
+# sigmoid's curved part each channel uses (a large $\gamma$ pushes values into the
+# saturating tails, making the unit more like a switch), and $\beta$ to shift the
+# operating point. Normalisation fixes the scale; $\gamma$ and $\beta$ hand its choice back
+# to the optimiser, as a plain, well-conditioned parameter.
+#
+# The running statistics are what the trained model uses at test time:
+
+# %%
+print("bn1 running mean:", bn_net.bn1.running_mean.cpu().numpy().round(2))
+print("bn1 running var: ", bn_net.bn1.running_var.cpu().numpy().round(2))
+print("batches seen:    ", int(bn_net.bn1.num_batches_tracked))
+
+# %% [markdown]
+# ## 6. Train mode and eval mode: two pitfalls
+#
+# **In training mode a prediction depends on the rest of the batch.** The same four test
+# images, classified alone and together with four others, give different logits in
+# `train()` mode, and identical ones in `eval()` mode. (We work on a copy, because every
+# forward pass in training mode also updates the running statistics.)
+
+# %%
+X_test, y_test = next(iter(test_iter))
+probe = copy.deepcopy(bn_net)
+with torch.no_grad():
+    probe.train()
+    train_gap = (probe(X_test[:4]) - probe(X_test[:8])[:4]).abs().max().item()
+    probe.eval()
+    eval_gap = (probe(X_test[:4]) - probe(X_test[:8])[:4]).abs().max().item()
+print(f"largest logit difference, batch of 4 vs batch of 8: train mode {train_gap:.3f}, "
+      f"eval mode {eval_gap:.1e}")
+assert eval_gap < 1e-4 < train_gap
+
+# %% [markdown]
+# **A batch of one cannot be normalised in training mode** after a fully connected
+# layer: the variance of a single value is undefined, and both our layer and PyTorch's
+# refuse:
+
+# %%
+probe.train()
+for model in (probe, copy.deepcopy(torch_bn_net)):
+    try:
+        model.train()(X_test[:1])
+    except ValueError as err:
+        print(f"{type(model.bn_fc1).__name__}: {err}")
+
+# %% [markdown]
+# (After a convolution a single image still has $H\cdot W$ values per channel, so
+# `BatchNorm2d` runs, with statistics from one image only.) **Forgetting `model.eval()`**
+# is the classic bug: predictions then use the statistics of whatever batch you happen to
+# feed, and quietly overwrite the running statistics. `cnnbook.evaluate` switches to eval
+# mode for you; a loop you write yourself must do it. How much does it cost? Test accuracy
+# on the same images in eval mode, and in training mode with small and large batches:
+
+# %%
+def accuracy_in_train_mode(model, X, y, batch_size):
+    """Accuracy when the model (a copy) is left in training mode, batch by batch."""
+    model = copy.deepcopy(model).train()
+    with torch.no_grad():
+        correct = sum((model(X[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum().item()
+                      for i in range(0, len(y), batch_size))
+    return correct / len(y)
+
+modes = {"eval mode": cnnbook.evaluate(bn_net, [(X_test, y_test)])["acc"]}
+for bs in (2, 8, len(y_test)):
+    modes[f"train mode, batches of {bs}"] = accuracy_in_train_mode(bn_net, X_test, y_test, bs)
+for k, v in modes.items():
+    print(f"{k:28s} {v:.3f}")
+
+# %% [markdown]
+# The accuracies above are for one batch of test images. With large batches, training-mode
+# statistics are close to the running ones and little is lost; with tiny batches the
+# statistics are noisy and accuracy drops. That is also why BN struggles when the batch
+# must be small (detection, segmentation, big images on small GPUs), and why layer
+# normalisation (exercise 1) and group normalisation exist.
+#
+# ## 7. Inside the trained BN-LeNet
+#
+# The first layer's six 5x5 kernels, and what they do to one test image: the raw
+# convolution, the same maps after batch norm, and after the sigmoid.
+
+# %%
+fig = viz.plot_kernels(first_conv(bn_net).weight, ncols=6, title="BN-LeNet: conv1 kernels")
+
+# %%
+maps = capture(bn_net, X_test[:1], ["conv1", "bn1", "act1"])
+for name, title in (("conv1", "after conv1"), ("bn1", "after bn1"), ("act1", "after the sigmoid")):
+    m = maps[name][0]
+    print(f"{title:18s} values from {m.min():6.2f} to {m.max():6.2f}")
+fig = viz.plot_feature_maps(maps["act1"][0], ncols=6, title="conv1 -> bn1 -> sigmoid, one test image")
+
+# %% [markdown]
+# The printout above shows the ranges: the raw convolution outputs are on whatever scale
+# the weights happen to have; after BN (in eval mode: running statistics, then $\gamma$,
+# $\beta$) they sit where the sigmoid is sensitive, and the sigmoid maps them to (0, 1).
+#
+# ## Summary
+#
+# - Batch norm standardises each feature (after a linear layer) or channel (after a
+#   convolution) with the mean and variance of the mini-batch, then applies a learned
+#   scale $\gamma$ and shift $\beta$. It goes after the conv/linear layer, before the
+#   activation.
+# - Training uses batch statistics and keeps running averages of them; evaluation uses the
+#   running averages, so a prediction no longer depends on the batch. PyTorch updates the
+#   running variance with the unbiased batch variance; our from-scratch layer does the
+#   same and matches `nn.BatchNorm1d/2d` in outputs, running statistics and gradients.
+# - Measured here: at learning rate 1.0 the sigmoid LeNet without BN stalls where
+#   BN-LeNet trains at once, and BN keeps training good over a wide range of learning rates.
+# - Pitfalls: call `model.eval()` for inference; batches of one cannot be normalised in
+#   training; small batches give noisy statistics.
+#
+# ## Exercises
+#
+# **Exercise 1 (layer normalisation).** Layer normalisation (Ba et al., 2016) normalises
+# each *example* over its own features instead of each feature over the batch, so it
+# works for a batch of one and behaves the same in training and evaluation. Implement
+# `layer_norm(X, eps)` for inputs of shape (N, ...) without $\gamma$ and $\beta$: every
+# example is shifted to mean 0 and scaled to variance 1 (biased) over all its other
+# dimensions.
+
+# %% nbgrader={"grade": false, "grade_id": "ex-10-layer-norm", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def layer_norm(X: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Normalise each example of X over all its non-batch dimensions."""
+    ### BEGIN SOLUTION
+    dims = tuple(range(1, X.dim()))
+    mean = X.mean(dim=dims, keepdim=True)
+    var = ((X - mean) ** 2).mean(dim=dims, keepdim=True)
+    return (X - mean) / torch.sqrt(var + eps)
+    ### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "ex-10-layer-norm-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+_X = torch.randn(3, 4, 5, 5) * 4 + 2
+assert torch.allclose(layer_norm(_X), F.layer_norm(_X, _X.shape[1:]), atol=1e-5)
+_X = torch.randn(1, 7)
+assert torch.allclose(layer_norm(_X), F.layer_norm(_X, (7,)), atol=1e-5)  # a batch of one
+print("layer_norm agrees with F.layer_norm")
+
+# %% [markdown]
+# **Exercise 2 (fold BN into the convolution).** At inference a BN layer is just a fixed
+# per-channel affine map, so it can be merged into the convolution before it, a standard
+# trick of deployment tools: one layer less, same output. Write `fold_bn(conv, bn)` that
+# returns a new `nn.Conv2d` (with a bias) computing `bn(conv(x))` in eval mode. Hint: with
+# $s = \gamma / \sqrt{\text{running\_var} + \epsilon}$, the weight becomes $s\,W$ (per output
+# channel) and the bias $s\,(b - \text{running\_mean}) + \beta$.
+
+# %% nbgrader={"grade": false, "grade_id": "ex-10-fold-bn", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """A conv equal to bn(conv(x)) in eval mode."""
+    ### BEGIN SOLUTION
+    fused = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                      conv.padding, conv.dilation, conv.groups, bias=True)
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    with torch.no_grad():
+        fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+        fused.bias.copy_(scale * (bias - bn.running_mean) + bn.bias)
+    return fused
+    ### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "ex-10-fold-bn-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+torch.manual_seed(0)
+for _bias in (True, False):
+    _conv, _bn = nn.Conv2d(3, 5, 3, padding=1, bias=_bias), nn.BatchNorm2d(5)
+    with torch.no_grad():
+        _bn.running_mean.uniform_(-1, 1); _bn.running_var.uniform_(0.5, 2)
+        _bn.weight.uniform_(0.5, 2); _bn.bias.uniform_(-1, 1)
+    _bn.eval()
+    _x = torch.randn(2, 3, 6, 6)
+    _fused = fold_bn(_conv, _bn)
+    assert isinstance(_fused, nn.Conv2d) and _fused.bias is not None
+    assert torch.allclose(_fused(_x), _bn(_conv(_x)), atol=1e-5)
+print("folded conv == conv + BN")
+
+# %% [markdown]
+# **Exercise 3 (scale invariance).** Take a convolution without bias followed by
+# `nn.BatchNorm2d` in training mode, and a fixed loss `(bn(conv(x)) * target).sum()`.
+# Multiply the convolution's weights by `c`. Write `scale_effect(c)` that returns two
+# numbers: the largest absolute change of the BN output, and the ratio
+# `||grad W (scaled)|| / ||grad W (original)||` of the gradient norms with respect to the
+# conv weight. What do you expect for `c = 10`? What does it mean for a learning rate?
+# (For very small `c` the $\epsilon$ in the denominator starts to matter: why?)
+
+# %% nbgrader={"grade": false, "grade_id": "ex-10-scale-invariance", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def scale_effect(c: float, seed: int = 0) -> tuple[float, float]:
+    """(max |output change|, gradient-norm ratio) when the conv weights are scaled by c."""
+    torch.manual_seed(seed)
+    conv, bn = nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4)
+    x, target = torch.randn(8, 3, 6, 6), torch.randn(8, 4, 4, 4)
+    ### BEGIN SOLUTION
+    results = []
+    for factor in (1.0, c):
+        scaled = copy.deepcopy(conv)
+        with torch.no_grad():
+            scaled.weight.mul_(factor)
+        out = bn(scaled(x))
+        (out * target).sum().backward()
+        results.append((out.detach(), scaled.weight.grad.norm().item()))
+    change = (results[1][0] - results[0][0]).abs().max().item()
+    return change, results[1][1] / results[0][1]
+    ### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "ex-10-scale-invariance-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+for _c in (10.0, 0.5):
+    _change, _ratio = scale_effect(_c)
+    assert _change < 1e-3, "the BN output should not depend on the weight scale"
+    assert abs(_ratio - 1 / _c) < 0.02 / _c, f"expected a gradient ratio of 1/{_c}, got {_ratio}"
+print("output unchanged, gradient divided by c")
+
+# %% [markdown]
+# **Exercise 4 (where BN goes).** Write `add_batch_norm(mlp)` that takes an `nn.Sequential`
+# MLP (linear layers with activations between them) and returns a new `nn.Sequential`
+# with an `nn.BatchNorm1d` inserted after every linear layer that is followed by an
+# activation, and before that activation. The output layer gets none. Reuse the given
+# layer objects.
+
+# %% nbgrader={"grade": false, "grade_id": "ex-10-add-batch-norm", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def add_batch_norm(mlp: nn.Sequential) -> nn.Sequential:
+    """The MLP with BatchNorm1d between each hidden linear layer and its activation."""
+    ### BEGIN SOLUTION
+    layers = list(mlp)
+    out = []
+    for i, layer in enumerate(layers):
+        out.append(layer)
+        followed = i + 1 < len(layers) and not isinstance(layers[i + 1], nn.Linear)
+        if isinstance(layer, nn.Linear) and followed:
+            out.append(nn.BatchNorm1d(layer.out_features))
+    return nn.Sequential(*out)
+    ### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "ex-10-add-batch-norm-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+_mlp = nn.Sequential(nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 32), nn.Sigmoid(),
+                     nn.Linear(32, 10))
+_new = add_batch_norm(_mlp)
+assert [type(m) for m in _new] == [nn.Flatten, nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear,
+                                   nn.BatchNorm1d, nn.Sigmoid, nn.Linear]
+assert _new[2].num_features == 64 and _new[5].num_features == 32 and _new[1] is _mlp[1]
+assert _new(torch.randn(4, 1, 28, 28)).shape == (4, 10)
+print("BN after each hidden linear layer, before its activation")
+
+# %% [markdown]
+# ## References
+#
+# - S. Ioffe, C. Szegedy (2015). *Batch Normalization: Accelerating Deep Network Training
+#   by Reducing Internal Covariate Shift.* ICML.
+# - Y. LeCun, L. Bottou, G. Orr, K.-R. Müller (1998). *Efficient BackProp.* In Neural
+#   Networks: Tricks of the Trade.
+# - S. Santurkar, D. Tsipras, A. Ilyas, A. Madry (2018). *How Does Batch Normalization
+#   Help Optimization?* NeurIPS.
+# - J. Bjorck, C. Gomes, B. Selman, K. Weinberger (2018). *Understanding Batch
+#   Normalization.* NeurIPS.
+# - J. L. Ba, J. R. Kiros, G. E. Hinton (2016). *Layer Normalization.* arXiv:1607.06450.
+# - Y. Wu, K. He (2018). *Group Normalization.* ECCV.
+# - A. Zhang, Z. C. Lipton, M. Li, A. J. Smola (2023). *Dive into Deep Learning*, section
+#   8.5 "Batch Normalization". Cambridge University Press.
