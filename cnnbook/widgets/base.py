@@ -56,5 +56,6 @@ class Explorer(widgets.VBox):
         self.state = dict(state)
         self.state.setdefault("error", None)
         self.message.value = ""
-        self.image.value = figure_to_png(fig)
-        self.renders += 1
+        png = figure_to_png(fig)
+        self.renders += 1  # before the image changes, so observers of the image see the new count
+        self.image.value = png
