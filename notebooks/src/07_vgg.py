@@ -49,7 +49,7 @@ KNOBS = {
     # (d2l divides them by 4: 0.25); fc_units is the width of the two hidden FC layers.
     "smoke": dict(epochs=1, limit=1_000, test_limit=500, batch_size=128, resize=None,
                   width_mult=0.125, fc_units=64, lr=0.05),
-    "cpu":   dict(epochs=4, limit=None, test_limit=None, batch_size=128, resize=None,
+    "cpu":   dict(epochs=10, limit=None, test_limit=None, batch_size=128, resize=None,
                   width_mult=0.125, fc_units=256, lr=0.05),
     "full":  dict(epochs=10, limit=None, test_limit=None, batch_size=128, resize=224,
                   width_mult=0.25, fc_units=4096, lr=0.05),
@@ -357,7 +357,7 @@ print(f"first linear layer alone: {count_params(fc1) / 1e6:.1f}M parameters "
 # on two CPU cores: native 28x28 images (64 times fewer pixels than 224x224; the pools
 # round up so the five blocks still fit), channels divided by 8, and 256 units in the
 # hidden FC layers instead of 4,096 (at 28 px the last map is 1x1, so a 4096-wide head
-# would cost more than all the convolutions), for 4 epochs. The `smoke` profile only
+# would cost more than all the convolutions), for 10 epochs. The `smoke` profile only
 # checks that everything runs. Weights are initialised as in d2l (Xavier uniform).
 
 # %%
