@@ -235,3 +235,73 @@ def plot_contour_paths(f, paths: dict, xlim, ylim, levels=20, ncols: int = 3,
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _place_labels(ax, xs, ys, labels, fontsize: int = 8):
+    """Label each point, trying four offsets so that nearby labels do not overprint."""
+    ax.figure.canvas.draw()  # fix the limits and scales before measuring distances
+    points = ax.transData.transform(np.column_stack([xs, ys])) * 72 / ax.figure.dpi  # in pt
+    offsets = ((5, 4, "left"), (5, -11, "left"), (-5, 4, "right"), (-5, -11, "right"))
+    placed = []  # (left edge, baseline, width) in points of the labels already drawn
+    for (px, py), xi, yi, text in zip(points, xs, ys, labels):
+        width = 0.6 * fontsize * len(str(text))
+        for dx, dy, ha in offsets:
+            left = px + dx - (width if ha == "right" else 0)
+            if all(left + width < qx or qx + qw < left or abs(py + dy - qy) > 1.2 * fontsize
+                   for qx, qy, qw in placed):
+                break
+        else:
+            dx, dy, ha = offsets[0]
+            left = px + dx
+        placed.append((left, py + dy, width))
+        ax.annotate(str(text), (xi, yi), textcoords="offset points", xytext=(dx, dy), ha=ha,
+                    fontsize=fontsize)
+
+
+def plot_tradeoff(x, y, labels: Sequence[str], sizes=None, groups: Sequence[str] | None = None,
+                  xlabel: str = "", ylabel: str = "", title: str | None = None,
+                  logx: bool = True, logy: bool = False, ax=None):
+    """Cost against quality, one labelled point per model (accuracy vs FLOPs, params or time).
+
+    ``sizes`` (e.g. parameter counts) scale the marker areas, the largest to 600 pt^2;
+    ``groups`` colours the points by group, with a legend. Log axes suit costs that span
+    orders of magnitude; labels of nearby points are moved apart where possible.
+    """
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    n = len(xs)
+    if len(ys) != n or len(labels) != n or (groups is not None and len(groups) != n):
+        raise ValueError("x, y, labels (and groups) must have the same length")
+    if n == 0:
+        raise ValueError("plot_tradeoff needs at least one point")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    else:
+        fig = ax.figure
+    area = np.full(n, 60.0)
+    if sizes is not None:
+        s = np.asarray(sizes, dtype=float)
+        area = 20 + 580 * s / np.nanmax(s)
+    groups = list(groups) if groups is not None else [""] * n
+    names = list(dict.fromkeys(groups))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, g in enumerate(names):
+        idx = [j for j in range(n) if groups[j] == g]
+        ax.scatter(xs[idx], ys[idx], s=area[idx], alpha=0.6, color=colors[i % len(colors)],
+                   edgecolor="k", linewidth=0.5, label=g or None)
+    if logx:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    if logy:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+    _place_labels(ax, xs, ys, labels)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    if len(names) > 1 or names[0]:
+        ax.legend(fontsize=8, loc="lower right")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig

@@ -53,3 +53,26 @@ def test_contour_paths_one_panel_per_path():
     assert panels[1].get_xlim() == (-2, 2)
     with pytest.raises(ValueError, match="shape"):
         viz.plot_contour_paths(lambda a, b: a + b, {"bad": torch.zeros(3)}, (0, 1), (0, 1))
+
+
+def test_tradeoff_labels_every_point_and_groups_by_colour():
+    fig = viz.plot_tradeoff([1e6, 1e8, 1e9], [0.7, 0.75, 0.8], ["a", "b", "c"],
+                            sizes=[1, 2, 4], groups=["cnn", "cnn", "vit"], xlabel="MACs")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["a", "b", "c"]
+    assert ax.get_xscale() == "log" and len(ax.collections) == 2
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["cnn", "vit"]
+    assert ax.collections[1].get_sizes()[0] == pytest.approx(600)
+    plain = viz.plot_tradeoff([1, 2], [3, 4], ["x", "y"], logx=False)
+    assert plain.axes[0].get_legend() is None and plain.axes[0].get_xscale() == "linear"
+    with pytest.raises(ValueError, match="same length"):
+        viz.plot_tradeoff([1, 2], [3], ["x", "y"])
+
+
+def test_tradeoff_moves_the_label_of_a_close_neighbour():
+    fig = viz.plot_tradeoff([1.0, 1.02, 100.0], [5.0, 5.0, 1.0], ["first", "second", "far"],
+                            logy=True)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log"
+    assert ax.texts[0].xyann != ax.texts[1].xyann  # the second label moved
+    assert ax.texts[2].xyann == ax.texts[0].xyann  # a lone point keeps the default place
