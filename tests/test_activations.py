@@ -1,0 +1,125 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnbook.activations import (ACTIVATIONS, Swish, compare_activations, dead_fraction,
+                                 formula_table, make_activation, time_activations,
+                                 values_and_grads, zero_grad_fraction)
+
+X = torch.linspace(-4, 4, 161, dtype=torch.float64)
+
+
+def _formula(name, x):
+    """The curriculum's formulas, written out independently of torch.nn."""
+    sig = torch.sigmoid
+    return {
+        "sigmoid": 1 / (1 + torch.exp(-x)),
+        "tanh": torch.tanh(x),
+        "relu": x.clamp_min(0),
+        "leaky_relu": x.clamp_min(0) + 0.01 * x.clamp_max(0),
+        "elu": torch.where(x > 0, x, torch.exp(x) - 1),
+        "prelu": x.clamp_min(0) + 0.25 * x.clamp_max(0),
+        "relu6": x.clamp(0, 6),
+        "silu": x * sig(x),
+        "swish": x * sig(x),
+        "mish": x * torch.tanh(torch.log1p(torch.exp(x))),
+        "gelu": 0.5 * x * (1 + torch.erf(x / math.sqrt(2))),
+        "gelu_tanh": 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))),
+        "hardswish": x * (x + 3).clamp(0, 6) / 6,
+    }[name]
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_each_activation_matches_its_formula(name):
+    f = make_activation(name).double()
+    assert torch.allclose(f(X), _formula(name, X), atol=1e-9)
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_gradients_match_finite_differences(name):
+    x = X[(X.abs() > 0.05) & ((X - 3).abs() > 0.05) & ((X + 3).abs() > 0.05)
+          & ((X - 6).abs() > 0.05)]  # away from the kinks
+    _, g = values_and_grads(make_activation(name).double(), x)
+    h = 1e-6
+    fd = (_formula(name, x + h) - _formula(name, x - h)) / (2 * h)
+    assert torch.allclose(g, fd, atol=1e-5)
+
+
+def test_parameters_and_registry_errors():
+    assert make_activation("leaky_relu", 0.2).negative_slope == 0.2
+    assert float(make_activation("prelu").weight.detach()) == pytest.approx(0.25)
+    assert float(make_activation("swish", 2.0).beta) == 2.0
+    with pytest.raises(ValueError, match="unknown activation"):
+        make_activation("softsign")
+    with pytest.raises(ValueError, match="no parameter"):
+        make_activation("relu", 1.0)
+
+
+def test_swish_limits_and_learnable_beta():
+    x = torch.linspace(-3, 3, 61)
+    assert torch.allclose(Swish(0.0)(x), x / 2)
+    assert torch.allclose(Swish(100.0)(x), torch.relu(x), atol=1e-4)
+    assert torch.allclose(Swish(1.0)(x), F.silu(x))
+    s = Swish(1.0, learnable=True)
+    assert [n for n, _ in s.named_parameters()] == ["beta"]
+    s(x).sum().backward()
+    assert s.beta.grad is not None
+    assert list(Swish(1.0).parameters()) == [] and "beta" in dict(Swish().named_buffers())
+
+
+def test_zero_grad_fraction():
+    x = torch.tensor([-2.0, -1.0, 1.0, 2.0, 7.0])
+    assert zero_grad_fraction("relu", x) == pytest.approx(2 / 5)
+    assert zero_grad_fraction("relu6", x) == pytest.approx(3 / 5)
+    assert zero_grad_fraction("leaky_relu", x) == 0.0
+    assert zero_grad_fraction("sigmoid", torch.tensor([-20.0, 0.0]), tol=1e-6) == 0.5
+
+
+def test_dead_fraction_counts_units_not_values():
+    z = torch.randn(8, 4, 5, 5)
+    z[:, 1] = -z[:, 1].abs() - 0.1      # channel 1: negative everywhere -> dead ReLU unit
+    z[:, 2] = -z[:, 2].abs() - 5.0      # channel 2: very negative -> dead for GELU too
+    assert dead_fraction("relu", z) == pytest.approx(2 / 4)
+    assert dead_fraction("leaky_relu", z) == 0.0
+    assert dead_fraction("gelu", z) == pytest.approx(1 / 4)
+    fc = torch.tensor([[1.0, -1.0, -2.0], [-1.0, -3.0, 0.5]])  # unit 1 never positive
+    assert dead_fraction("relu", fc) == pytest.approx(1 / 3)
+    assert dead_fraction(nn.PReLU(), fc) == 0.0
+    with pytest.raises(ValueError, match="pre-activations"):
+        dead_fraction("relu", torch.zeros(2, 3, 4))
+
+
+def test_time_activations_returns_a_sorted_table():
+    df = time_activations(["relu", "gelu", "silu"], numel=4096, repeats=2)
+    assert set(df["activation"]) == {"relu", "gelu", "silu"}
+    assert df["ms"].is_monotonic_increasing and (df["ms"] > 0).all()
+    assert float(df.loc[df["activation"] == "relu", "vs relu"].iloc[0]) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        time_activations(["relu"], repeats=0)
+
+
+def test_compare_activations():
+    out = compare_activations(["relu", "leaky_relu", "elu", "swish"], -3, 3, points=601,
+                              params={"leaky_relu": 0.1, "swish": 2.0})
+    assert out["x"].shape == (601,) and out["f"]["relu"].shape == (601,)
+    # half of [-3, 3] is at or below zero, where ReLU's gradient is 0 (x = 0 included)
+    assert out["zero_grad"]["relu"] == pytest.approx(301 / 601)
+    assert out["zero_grad"]["leaky_relu"] == 0.0 == out["zero_grad"]["elu"]
+    assert out["at_minus_1"]["leaky_relu"] == pytest.approx(-0.1)
+    assert out["grad_at_minus_1"]["elu"] == pytest.approx(math.exp(-1))
+    assert out["at_minus_1"]["swish"] == pytest.approx(-1 / (1 + math.exp(2)))
+    for bad, msg in [(dict(names=[]), "at least one"),
+                     (dict(names=["relu"], x_min=1, x_max=1), "min < max"),
+                     (dict(names=["relu", "nope"]), "unknown activation")]:
+        with pytest.raises(ValueError, match=msg):
+            compare_activations(**bad)
+
+
+def test_formula_table():
+    df = formula_table(["relu", "leaky_relu"])
+    assert list(df["name"]) == ["relu", "leaky_relu"]
+    assert df["formula"].str.startswith("$").all() and df.loc[1, "parameter"] == "slope = 0.01"
+    assert len(formula_table()) == len(ACTIVATIONS)
