@@ -32,7 +32,8 @@ from cnnbook.models._sequential import NamedSequential
 from cnnbook.models.resnet import resnet_stem
 
 __all__ = ["conv_block", "dense_layer", "DenseBlock", "transition_block", "DenseNet",
-           "densenet_d2l", "densenet121", "densenet169", "densenet201", "DENSENET_CONFIGS"]
+           "densenet_d2l", "densenet121", "densenet169", "densenet201", "DENSENET_CONFIGS",
+           "source_weights"]
 
 
 def conv_block(in_channels: int, out_channels: int, kernel_size: int = 3) -> nn.Sequential:
@@ -166,3 +167,35 @@ def densenet169(**kwargs) -> DenseNet:
 def densenet201(**kwargs) -> DenseNet:
     """DenseNet-BC-201 (blocks 6-12-48-32)."""
     return _densenet_bc(201, **kwargs)
+
+
+def _reading_conv(layer: nn.Module) -> nn.Conv2d:
+    """The convolution of a dense layer or transition that reads the concatenated input."""
+    first = layer.bottleneck if hasattr(layer, "bottleneck") else layer
+    return first.conv
+
+
+@torch.no_grad()
+def source_weights(block: DenseBlock, transition: nn.Module | None = None) -> torch.Tensor:
+    """How strongly each layer of a dense block draws on each earlier source (Huang et al.'s
+    heat map, their Fig. 5): entry [t, s] is the mean absolute weight of target t's first
+    convolution over the input channels that come from source s.
+
+    Sources are 0 = the block's input, s = the output of dense layer s; targets are the
+    dense layers 1..L and, if given, the following ``transition`` (target L + 1). Rows
+    are targets, columns sources; entries a layer cannot see are NaN.
+    """
+    layers = list(block.net)
+    in_channels = _reading_conv(layers[0]).in_channels
+    growth = (block.out_channels - in_channels) // len(layers)
+    targets = layers + ([transition] if transition is not None else [])
+    bounds = [0, in_channels] + [in_channels + growth * i for i in range(1, len(layers) + 1)]
+    out = torch.full((len(targets), len(layers) + 1), float("nan"))
+    for t, layer in enumerate(targets):
+        w = _reading_conv(layer).weight.abs()  # (out, in, kh, kw)
+        if w.shape[1] != bounds[t + 1]:
+            raise ValueError(f"target {t + 1} reads {w.shape[1]} channels, expected "
+                             f"{bounds[t + 1]}: is the transition the one after this block?")
+        for s in range(t + 1):
+            out[t, s] = w[:, bounds[s]:bounds[s + 1]].mean().item()
+    return out

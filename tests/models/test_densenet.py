@@ -4,7 +4,8 @@ import torchvision
 from torch import nn
 
 from cnnbook.models.densenet import (DenseBlock, DenseNet, conv_block, dense_layer,
-                                     densenet121, densenet_d2l, transition_block)
+                                     densenet121, densenet_d2l, source_weights,
+                                     transition_block)
 from cnnbook.profiling import count_macs, count_params
 
 WEIGHTS = torchvision.models.DenseNet121_Weights.IMAGENET1K_V1
@@ -91,3 +92,23 @@ def test_bad_arguments_give_clear_errors():
         DenseBlock(2, 3, 0)
     with pytest.raises(ValueError, match="at least one dense block"):
         DenseNet(())
+
+
+def test_source_weights_splits_each_layers_weights_by_source():
+    torch.manual_seed(0)
+    block = DenseBlock(num_convs=3, in_channels=4, growth_rate=2)
+    trans = transition_block(block.out_channels, 5)
+    with torch.no_grad():  # layer 3 reads 4 + 2 + 2 channels: mark each source's slice
+        block.net[2].conv.weight.zero_()
+        block.net[2].conv.weight[:, :4] = 1.0
+        block.net[2].conv.weight[:, 6:8] = -3.0
+    m = source_weights(block, trans)
+    assert m.shape == (4, 4)  # targets: 3 layers + transition; sources: input + 3 layers
+    assert m[2, :3].tolist() == [1.0, 0.0, 3.0] and torch.isnan(m[2, 3])
+    assert torch.isnan(m[0, 1:]).all() and not torch.isnan(m[3]).any()
+    assert source_weights(block).shape == (3, 4)
+    bc = DenseBlock(2, 8, 4, bottleneck=4)  # with a bottleneck the 1x1 conv reads the input
+    expected = bc.net[1].bottleneck.conv.weight[:, :8].abs().mean().item()
+    assert source_weights(bc)[1, 0].item() == pytest.approx(expected)
+    with pytest.raises(ValueError, match="transition"):
+        source_weights(block, transition_block(99, 5))
