@@ -65,7 +65,7 @@ KNOBS = {
     # experiments' expected outcome (only when they are long enough to be meaningful)
     "smoke": dict(epochs=1, limit=640, test_limit=256, batch_size=128, lr=1e-3,
                   high_lr=1e-2, timing_numel=2**18, timing_repeats=5, check=False),
-    "cpu":   dict(epochs=3, limit=30_000, test_limit=None, batch_size=128, lr=1e-3,
+    "cpu":   dict(epochs=2, limit=10_000, test_limit=None, batch_size=128, lr=1e-3,
                   high_lr=1e-2, timing_numel=2**20, timing_repeats=20, check=True),
     "full":  dict(epochs=10, limit=None, test_limit=None, batch_size=128, lr=1e-3,
                   high_lr=1e-2, timing_numel=2**22, timing_repeats=50, check=True),
@@ -79,8 +79,8 @@ print(f"profile {PROFILE}, device {device}, {torch.get_num_threads()} CPU thread
 
 # %% [markdown]
 # The two training experiments of this chapter (sections 5 and 9) use a small network on
-# 28-pixel Fashion-MNIST, so the `cpu` profile can afford them: 3 epochs on a
-# class-balanced half of the training set (30,000 images) for each of twelve runs, a few
+# 28-pixel Fashion-MNIST, so the `cpu` profile can afford them: 2 epochs on a
+# class-balanced sixth of the training set (10,000 images) for each of twelve runs, a few
 # minutes on a 2-core CPU. `full` trains on all 60,000 images for 10 epochs; `smoke`
 # trains one epoch on 640 images just to run every cell, too little for the outcome to
 # mean anything, so it checks nothing.
