@@ -8,6 +8,7 @@ as one uint8 tensor; each batch is indexed, converted to float, resized with one
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,9 @@ class BatchTransform:
     flip: bool = False            # random horizontal flip, p = 0.5
     crop_padding: int = 0         # random crop after zero padding by this many pixels
     channels_last: bool = False   # memory format that speeds up CPU convolutions
+    # more training-time augmentation, called as augment(x, generator) on the float batch in
+    # [0, 1] after crop and flip and before normalisation (see cnnbook.data.augment)
+    augment: Callable[[torch.Tensor, torch.Generator | None], torch.Tensor] | None = None
 
     def __call__(self, x: torch.Tensor, train: bool, generator: torch.Generator | None = None):
         x = x.float().div_(255)
@@ -37,6 +41,8 @@ class BatchTransform:
             x = random_crop(x, self.crop_padding, generator)
         if train and self.flip:
             x = random_hflip(x, generator)
+        if train and self.augment is not None:
+            x = self.augment(x, generator)
         if self.mean is not None:
             mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
             std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from cnnbook.config import active_profile, describe_device, get_device
+from cnnbook.train.optim import make_optimizer
 
 
 class TrainingDiverged(FloatingPointError):
@@ -169,7 +170,7 @@ def fit(model: nn.Module, train_iter, test_iter=None, epochs: int = 10, lr: floa
     if device.type == "cpu":
         model.to(memory_format=torch.channels_last)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
-    opt = _make_optimizer(optimizer, model, lr, momentum, weight_decay)
+    opt = make_optimizer(optimizer, model, lr, momentum, weight_decay)
     live = _in_notebook() if live_plot is None else live_plot
     plot = LivePlot(f"{name} ({profile})") if live else None
 
@@ -256,17 +257,3 @@ def _check_finite(value: float, epoch: int, step: int, lr: float) -> None:
             f"the training loss became {value} in epoch {epoch} by step {step}: training "
             f"stopped. The learning rate ({lr}) is probably too high for this model; try a "
             "smaller one, or add batch normalisation.")
-
-
-def _make_optimizer(optimizer, model, lr, momentum, weight_decay):
-    if isinstance(optimizer, torch.optim.Optimizer):
-        return optimizer
-    params = model.parameters()
-    kind = str(optimizer).lower()
-    if kind == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if kind == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if kind == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {optimizer!r}: use 'sgd', 'adam', 'adamw' or pass one")

@@ -1,0 +1,12 @@
+"""Training: ``fit`` (one readable loop) and the small pieces it takes as arguments.
+
+``loop`` holds ``fit``, ``evaluate`` and ``predict``; ``optim`` builds optimisers. Each
+further feature (schedules, callbacks, checkpoints, mixed precision, metrics) lives in a
+module of its own, tested on its own, and ``fit`` takes it as an argument.
+"""
+from cnnbook.train.loop import (FitResult, LivePlot, TrainingDiverged, accuracy_count, evaluate,
+                                fit, init_weights, predict)
+from cnnbook.train.optim import make_optimizer
+
+__all__ = ["FitResult", "LivePlot", "TrainingDiverged", "accuracy_count", "evaluate", "fit",
+           "init_weights", "make_optimizer", "predict"]
