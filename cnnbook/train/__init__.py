@@ -7,6 +7,8 @@ module of its own, tested on its own, and ``fit`` takes it as an argument.
 from cnnbook.train.loop import (FitResult, LivePlot, TrainingDiverged, accuracy_count, evaluate,
                                 fit, init_weights, predict)
 from cnnbook.train.optim import make_optimizer
+from cnnbook.train.metrics import classification_report, confusion_matrix, predict_image
 
 __all__ = ["FitResult", "LivePlot", "TrainingDiverged", "accuracy_count", "evaluate", "fit",
            "init_weights", "make_optimizer", "predict"]
+__all__ += ["classification_report", "confusion_matrix", "predict_image"]
