@@ -15,15 +15,47 @@ import numpy as np
 import torch
 
 PROFILES = ("smoke", "cpu", "full")
+DEVICE_TYPES = ("cpu", "cuda", "mps")
 DEFAULT_PROFILE = "cpu"
+
+
+def normalize_profile(name, source: str = "profile") -> str:
+    """``name`` as one of PROFILES, forgiving case and surrounding spaces (``" CPU"`` -> ``"cpu"``).
+
+    ``source`` names where the value came from (``CNNBOOK_PROFILE``, papermill's
+    ``-p PROFILE``) so the error says what to change.
+    """
+    key = str(name).strip().lower()
+    if key not in PROFILES:
+        raise ValueError(f"{source}={name!r} is not a profile; choose one of {', '.join(PROFILES)}")
+    return key
 
 
 def active_profile(default: str = DEFAULT_PROFILE) -> str:
     """The profile named by ``CNNBOOK_PROFILE``, else ``default``; unknown names are an error."""
-    name = os.environ.get("CNNBOOK_PROFILE", "").strip().lower() or default
-    if name not in PROFILES:
-        raise ValueError(f"CNNBOOK_PROFILE={name!r} is not one of {', '.join(PROFILES)}")
-    return name
+    raw = os.environ.get("CNNBOOK_PROFILE", "")
+    if not raw.strip():
+        return normalize_profile(default, "default")
+    return normalize_profile(raw, "CNNBOOK_PROFILE")
+
+
+TRUTHY = ("1", "true", "yes", "on", "y")
+FALSY = ("", "0", "false", "no", "off", "n")
+
+
+def env_flag(name: str) -> bool:
+    """A yes/no environment variable: 1/true/yes/on/y (any case) is on, 0/false/no/off/n or unset off.
+
+    Anything else is an error naming the variable, so a typo never silently means "off".
+    """
+    raw = os.environ.get(name, "")
+    value = raw.strip().lower()
+    if value in TRUTHY:
+        return True
+    if value in FALSY:
+        return False
+    raise ValueError(f"{name}={raw!r} is not a yes/no value; use one of "
+                     f"{', '.join(TRUTHY)} to switch it on, or unset it")
 
 
 def pick(profile: str, **settings):
@@ -32,8 +64,7 @@ def pick(profile: str, **settings):
     >>> pick("smoke", smoke=1, cpu=5, full=10)
     1
     """
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    profile = normalize_profile(profile, "profile")
     missing = [p for p in PROFILES if p not in settings]
     if missing:
         raise TypeError(f"pick() needs a value for every profile; missing {missing}")
@@ -47,13 +78,28 @@ def get_device(prefer: str | None = None) -> torch.device:
     to compare timings; asking for a device that is not there is an error, not a silent
     fallback.
     """
-    name = prefer or os.environ.get("CNNBOOK_DEVICE")
+    source = "get_device(prefer=...)" if prefer is not None else "CNNBOOK_DEVICE"
+    name = prefer if prefer is not None else os.environ.get("CNNBOOK_DEVICE", "")
+    name = str(name).strip().lower()
     if name:
-        device = torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            device = None
+        if device is None or device.type not in DEVICE_TYPES:
+            raise ValueError(f"{source}={name!r} is not a device; use one of "
+                             f"{', '.join(DEVICE_TYPES)} (optionally with an index, e.g. cuda:1), "
+                             "or unset CNNBOOK_DEVICE to choose automatically")
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("CUDA was requested but torch.cuda.is_available() is False")
+            raise RuntimeError(f"{source} asks for {name!r} but this machine has no usable CUDA "
+                               "GPU (torch.cuda.is_available() is False); set CNNBOOK_DEVICE=cpu "
+                               "or unset it")
+        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+            raise RuntimeError(f"{source} asks for {name!r} but only "
+                               f"{torch.cuda.device_count()} CUDA device(s) exist")
         if device.type == "mps" and not _mps_available():
-            raise RuntimeError("MPS was requested but this PyTorch build cannot use it")
+            raise RuntimeError(f"{source} asks for 'mps' but this PyTorch build cannot use Apple's "
+                               "MPS; set CNNBOOK_DEVICE=cpu or unset it")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -101,9 +147,10 @@ def settings(profile: str, knobs: dict) -> SimpleNamespace:
     """The knobs of ``profile`` from a notebook's ``{"smoke": {...}, "cpu": {...}, "full": {...}}``.
 
     Every profile must name the same knobs, so switching profile never leaves one unset.
+    ``profile`` forgives case and spaces, as ``CNNBOOK_PROFILE`` does (papermill's
+    ``-p PROFILE CPU`` works).
     """
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    profile = normalize_profile(profile, "PROFILE")
     missing = [p for p in PROFILES if p not in knobs]
     if missing:
         raise ValueError(f"the knobs table has no entry for profile(s) {missing}")

@@ -11,11 +11,14 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 
 SHARED_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+# Read once, at import: fixtures such as empty_cache unset the variable for the test's own
+# code, and the mirror fixture must still find the mirror the run was given.
+MIRROR_ENV = os.environ.get("CNNBOOK_DATA_MIRROR")
 
 
 def mirror_path() -> Path | None:
     """The real dataset mirror: CNNBOOK_DATA_MIRROR, else ../shared/datasets beside the repo."""
-    env = os.environ.get("CNNBOOK_DATA_MIRROR")
+    env = MIRROR_ENV
     if env and Path(env).is_dir():
         return Path(env)
     return SHARED_MIRROR if SHARED_MIRROR.is_dir() else None

@@ -56,3 +56,57 @@ def test_seed_everything_repeats_all_generators():
     assert draw() == a
     config.seed_everything(8)
     assert draw() != a
+
+
+@pytest.mark.parametrize("raw", ["CPU", " cpu", "cpu\n", "Cpu "])
+def test_device_names_forgive_case_and_spaces(monkeypatch, raw):
+    monkeypatch.setenv("CNNBOOK_DEVICE", raw)
+    assert config.get_device() == torch.device("cpu")
+
+
+@pytest.mark.parametrize("raw", ["nonsense", "gpu", "cpu:x"])
+def test_bad_device_names_the_variable_and_the_choices(monkeypatch, raw):
+    monkeypatch.setenv("CNNBOOK_DEVICE", raw)
+    with pytest.raises(ValueError) as info:
+        config.get_device()
+    message = str(info.value)
+    assert "CNNBOOK_DEVICE" in message and "cpu" in message and "cuda" in message and "mps" in message
+
+
+def test_missing_cuda_names_the_variable(monkeypatch):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    monkeypatch.setenv("CNNBOOK_DEVICE", "cuda")
+    with pytest.raises(RuntimeError, match="CNNBOOK_DEVICE"):
+        config.get_device()
+
+
+@pytest.mark.parametrize("raw,expected", [("CPU", "cpu"), (" smoke ", "smoke"), ("Full", "full")])
+def test_profiles_normalised_alike_from_environment_and_papermill(monkeypatch, raw, expected):
+    monkeypatch.setenv("CNNBOOK_PROFILE", raw)
+    assert config.active_profile() == expected
+    knobs = {"smoke": {"e": 1}, "cpu": {"e": 2}, "full": {"e": 3}}
+    assert config.settings(raw, knobs).profile == expected  # papermill's -p PROFILE CPU
+    assert config.pick(raw, smoke=1, cpu=2, full=3) == {"smoke": 1, "cpu": 2, "full": 3}[expected]
+
+
+def test_unknown_profile_is_named_with_its_source(monkeypatch):
+    monkeypatch.setenv("CNNBOOK_PROFILE", "turbo")
+    with pytest.raises(ValueError, match="CNNBOOK_PROFILE.*turbo.*smoke, cpu, full"):
+        config.active_profile()
+    with pytest.raises(ValueError, match="PROFILE='gpu'"):
+        config.settings("gpu", {"smoke": {}, "cpu": {}, "full": {}})
+
+
+@pytest.mark.parametrize("raw,expected", [("on", True), ("ON", True), (" yes", True), ("1", True),
+                                          ("true", True), ("y", True), ("off", False), ("0", False),
+                                          ("", False), ("No", False)])
+def test_env_flag_accepts_the_usual_words(monkeypatch, raw, expected):
+    monkeypatch.setenv("CNNBOOK_OFFLINE", raw)
+    assert config.env_flag("CNNBOOK_OFFLINE") is expected
+
+
+def test_env_flag_rejects_a_typo(monkeypatch):
+    monkeypatch.setenv("CNNBOOK_OFFLINE", "onn")
+    with pytest.raises(ValueError, match="CNNBOOK_OFFLINE='onn'"):
+        config.env_flag("CNNBOOK_OFFLINE")

@@ -31,8 +31,15 @@ class DatasetCorrupt(RuntimeError):
 def data_dir() -> Path:
     """The dataset cache: ``CNNBOOK_DATA_DIR``, else the project's ``data/``, else ~/.cache/cnnbook."""
     env = os.environ.get("CNNBOOK_DATA_DIR")
-    if env:
-        return Path(env).expanduser().resolve()
+    if env is not None and env != "":
+        if not env.strip():
+            raise ValueError("CNNBOOK_DATA_DIR is set but blank; set it to a writable folder "
+                             "for the datasets, or unset it to use the project's data/")
+        path = Path(env.strip()).expanduser().resolve()
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"CNNBOOK_DATA_DIR={env!r} names a file, not a folder; set it to "
+                             "a writable folder for the datasets, or unset it")
+        return path
     project = Path(__file__).resolve().parents[2] / "data"
     if (project / "README.md").exists():
         return project
@@ -40,13 +47,27 @@ def data_dir() -> Path:
 
 
 def mirror_dir() -> Path | None:
-    """The local mirror named by ``CNNBOOK_DATA_MIRROR``, or None when unset."""
+    """The local mirror named by ``CNNBOOK_DATA_MIRROR``, or None when unset.
+
+    A mirror that does not exist, or is not a folder, is an error naming the variable:
+    a typo in the path should not look like "the file is not in the mirror".
+    """
     env = os.environ.get("CNNBOOK_DATA_MIRROR", "").strip()
-    return Path(env).expanduser().resolve() if env else None
+    if not env:
+        return None
+    path = Path(env).expanduser().resolve()
+    if not path.is_dir():
+        what = "is a file, not a folder" if path.exists() else "does not exist"
+        raise DatasetUnavailable(f"CNNBOOK_DATA_MIRROR={env!r} {what}. Point it at the folder "
+                                 "holding the dataset copies (e.g. ../shared/datasets), or unset it.")
+    return path
 
 
 def downloads_allowed() -> bool:
-    return os.environ.get("CNNBOOK_OFFLINE", "").strip().lower() not in ("1", "true", "yes")
+    """False when ``CNNBOOK_OFFLINE`` is on (1/true/yes/on/y, any case)."""
+    from cnnbook.config import env_flag
+
+    return not env_flag("CNNBOOK_OFFLINE")
 
 
 # ---------------------------------------------------------------------------- checks

@@ -131,6 +131,7 @@ def test_atomic_copy_leaves_no_partial_file(tmp_path, monkeypatch):
 
 def test_data_dir_and_mirror_come_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("CNNBOOK_DATA_DIR", str(tmp_path))
+    (tmp_path / "m").mkdir()
     monkeypatch.setenv("CNNBOOK_DATA_MIRROR", str(tmp_path / "m"))
     assert sources.data_dir() == tmp_path.resolve()
     assert sources.mirror_dir() == (tmp_path / "m").resolve()
@@ -143,3 +144,46 @@ def test_unknown_dataset_and_split():
         load_split("imagenet")
     with pytest.raises(ValueError, match="split"):
         load_split("mnist", "val")
+
+
+def test_blank_data_dir_is_an_error_not_a_folder_of_spaces(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CNNBOOK_DATA_DIR", "   ")
+    with pytest.raises(ValueError, match="CNNBOOK_DATA_DIR is set but blank"):
+        sources.data_dir()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_data_dir_naming_a_file_is_an_error(monkeypatch, tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    monkeypatch.setenv("CNNBOOK_DATA_DIR", str(f))
+    with pytest.raises(ValueError, match="names a file, not a folder"):
+        sources.data_dir()
+
+
+def test_missing_mirror_folder_is_named(empty_cache, monkeypatch, tmp_path):
+    monkeypatch.setenv("CNNBOOK_DATA_MIRROR", str(tmp_path / "no-such-mirror"))
+    with pytest.raises(DatasetUnavailable, match="CNNBOOK_DATA_MIRROR=.*does not exist"):
+        load_split("mnist", "test")
+
+
+@pytest.mark.parametrize("word", ["on", "ON", "Yes", "true", "1"])
+def test_offline_switch_accepts_the_usual_words(empty_cache, monkeypatch, word):
+    monkeypatch.setenv("CNNBOOK_OFFLINE", word)
+
+    def must_not_download(ds, raw):
+        raise AssertionError("downloaded although CNNBOOK_OFFLINE is on")
+
+    monkeypatch.setattr(sources, "_download_mnist", must_not_download)
+    with pytest.raises(DatasetUnavailable, match="CNNBOOK_OFFLINE is set"):
+        load_split("mnist", "test")
+
+
+def test_cli_unknown_dataset_lists_the_datasets(capsys):
+    from cnnbook.data.__main__ import main
+
+    assert main(["imagenet"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown dataset(s): imagenet" in err
+    assert "fashion_mnist" in err and "cifar10" in err and "Traceback" not in err
