@@ -8,7 +8,10 @@ from cnnbook.train.loop import (FitResult, LivePlot, TrainingDiverged, accuracy_
                                 fit, init_weights, predict)
 from cnnbook.train.optim import make_optimizer
 from cnnbook.train.metrics import classification_report, confusion_matrix, predict_image
+from cnnbook.train.lr_finder import LRFinderResult, lr_find
+from cnnbook.train import optim, schedules  # builders: optim.adamw(...), schedules.step(...)
 
 __all__ = ["FitResult", "LivePlot", "TrainingDiverged", "accuracy_count", "evaluate", "fit",
            "init_weights", "make_optimizer", "predict"]
 __all__ += ["classification_report", "confusion_matrix", "predict_image"]
+__all__ += ["LRFinderResult", "lr_find", "optim", "schedules"]
