@@ -21,6 +21,7 @@ A *factory* is any callable ``factory(model) -> torch.optim.Optimizer``; ``sgd``
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Callable
 
 import pandas as pd
@@ -165,10 +166,14 @@ def make_optimizer(optimizer, model: nn.Module, lr: float, momentum: float = 0.0
     - a ``torch.optim.Optimizer``: returned as it is;
     - a factory ``callable(model) -> Optimizer`` such as ``adamw(...)``: called on the model
       (a builder's factory made without ``lr`` gets this ``lr``; ``momentum`` and
-      ``weight_decay`` here are ignored, the factory carries its own).
+      ``weight_decay`` here are ignored with a warning: the factory carries its own).
     """
     if isinstance(optimizer, torch.optim.Optimizer):
         return optimizer
+    if callable(optimizer) and not isinstance(optimizer, str) and (momentum or weight_decay):
+        warnings.warn(f"momentum={momentum} and weight_decay={weight_decay} are ignored: the "
+                      "optimizer factory carries its own (e.g. optim.sgd(momentum=0.9, "
+                      "weight_decay=5e-4))", stacklevel=2)
     if isinstance(optimizer, OptimizerFactory):
         return optimizer(model, lr)
     if callable(optimizer) and not isinstance(optimizer, str):

@@ -146,6 +146,8 @@ def test_make_optimizer_paths():
         make_optimizer(lambda model: None, m, 0.1)
     with pytest.raises(ValueError, match="unknown optimizer"):
         make_optimizer("lion", m, 0.1)
+    with pytest.warns(UserWarning, match="ignored"):
+        make_optimizer(sgd(0.1), m, 0.1, weight_decay=1e-4)
     with pytest.raises(ValueError, match="no learning rate"):
         sgd()(m)
     assert repr(adamw(1e-3, lr_mult={"backbone": 0.1})).startswith("adamw(lr=0.001")
