@@ -220,6 +220,9 @@ def time_activations(names: Sequence[str] | None = None, numel: int = 2 ** 22,
     return df
 
 
+MAX_RANGE = 1e4  # the explorer's x range; wider shows nothing new and overflows exp
+
+
 def compare_activations(names: Sequence[str], x_min: float = -3.0, x_max: float = 3.0,
                         points: int = 601, params: dict | None = None) -> dict:
     """Curves and numbers for the selected activations on ``[x_min, x_max]``.
@@ -232,6 +235,11 @@ def compare_activations(names: Sequence[str], x_min: float = -3.0, x_max: float 
     names = list(names)
     if not names:
         raise ValueError("select at least one activation")
+    if not (math.isfinite(x_min) and math.isfinite(x_max)):
+        raise ValueError(f"the x range must be finite numbers, got [{x_min:g}, {x_max:g}]")
+    if abs(x_min) > MAX_RANGE or abs(x_max) > MAX_RANGE:
+        raise ValueError(f"keep the x range within +-{MAX_RANGE:g} (got [{x_min:g}, {x_max:g}]): "
+                         "beyond that the curves are straight lines or overflow")
     if not x_min < x_max:
         raise ValueError(f"the x range needs min < max, got [{x_min:g}, {x_max:g}]")
     if points < 2:

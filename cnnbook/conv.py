@@ -89,6 +89,7 @@ def kernel_presets():
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _ENTRY = re.compile(rf"^({_NUMBER})(?:/({_NUMBER}))?$")
 MAX_KERNEL_SIZE = 15
+MAX_ENTRY = 1e6  # float32 holds it with room: 15x15 entries of 1e6 on pixels in [0, 1]
 
 
 def _parse_entry(token: str, row: int, col: int) -> float:
@@ -104,6 +105,9 @@ def _parse_entry(token: str, row: int, col: int) -> float:
         value /= den
     if not math.isfinite(value):
         raise ValueError(f"row {row}, entry {col}: {token!r} is not a finite number")
+    if abs(value) > MAX_ENTRY:
+        raise ValueError(f"row {row}, entry {col}: {token!r} is too large; keep the weights "
+                         f"within +-{MAX_ENTRY:g} (the picture only depends on their ratios)")
     return value
 
 
@@ -123,6 +127,12 @@ def parse_kernel(text: str) -> torch.Tensor:
         raise ValueError("the kernel is empty: type one row of numbers per line")
     rows = []
     for r, line in enumerate(lines, start=1):
+        words = line.split()
+        comma_decimal = [w for w in words if re.fullmatch(r"[-+]?\d+,\d+", w.strip(","))]
+        if len(words) > 1 and comma_decimal:
+            w = comma_decimal[0].strip(",")
+            raise ValueError(f"row {r}: {w!r} looks like a decimal comma; write "
+                             f"{w.replace(',', '.')} (a comma separates entries here)")
         tokens = [t for t in re.split(r"[,\s]+", line) if t]
         rows.append([_parse_entry(t, r, c) for c, t in enumerate(tokens, start=1)])
     widths = {len(row) for row in rows}

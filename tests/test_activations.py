@@ -123,3 +123,11 @@ def test_formula_table():
     assert list(df["name"]) == ["relu", "leaky_relu"]
     assert df["formula"].str.startswith("$").all() and df.loc[1, "parameter"] == "slope = 0.01"
     assert len(formula_table()) == len(ACTIVATIONS)
+
+
+@pytest.mark.parametrize("lo,hi", [(-3.0, float("inf")), (float("nan"), 3.0), (-1e5, 1.0)])
+def test_compare_activations_refuses_ranges_it_cannot_draw(lo, hi):
+    from cnnbook.activations import compare_activations
+
+    with pytest.raises(ValueError, match="x range"):
+        compare_activations(["relu"], lo, hi)

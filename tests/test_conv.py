@@ -232,3 +232,14 @@ def test_kernel_result_picture():
     rgb = torch.rand(3, 16, 16)
     fig = plot_kernel_result(rgb, preset_kernel("sharpen"), apply_kernel(rgb, preset_kernel("sharpen")))
     assert fig.axes[2].images[0].get_array().shape == (14, 14, 3)
+
+
+def test_parse_kernel_rejects_a_decimal_comma_and_overflowing_weights():
+    from cnnbook.conv import parse_kernel
+
+    with pytest.raises(ValueError, match="decimal comma; write 0.5"):
+        parse_kernel("0,5 0,5")
+    assert parse_kernel("1, 0, -1").tolist() == [[1.0, 0.0, -1.0]]  # commas between entries
+    assert parse_kernel("0.5 0.5").tolist() == [[0.5, 0.5]]
+    with pytest.raises(ValueError, match="too large"):
+        parse_kernel("1e39 0")

@@ -4,6 +4,6 @@ Each explorer is a thin layer over pure functions elsewhere in ``cnnbook``: it r
 controls, calls those functions, and shows the result as a PNG. Tests drive them by
 setting a control's ``.value`` and reading ``explorer.state``.
 """
-from cnnbook.widgets.base import Explorer, figure_to_png
+from cnnbook.widgets.base import Explorer, bounded_slider, figure_to_png
 
-__all__ = ["Explorer", "figure_to_png"]
+__all__ = ["Explorer", "bounded_slider", "figure_to_png"]

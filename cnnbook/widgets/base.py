@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import io
+import math
+import warnings
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -21,7 +23,10 @@ class Explorer(widgets.VBox):
     Subclasses set ``self.controls`` (name -> widget) and implement ``compute(**values)``,
     which returns ``(figure, state_dict)``. Any change of a control re-renders; an
     invalid input (``ValueError``) is shown in the message line instead of the picture,
-    and ``state["error"]`` holds the message, so nothing fails silently.
+    and ``state["error"]`` holds the message, so nothing fails silently. Any other
+    exception is a bug in the explorer: it is shown the same way, marked
+    ``state["unexpected"] = True`` and warned about, so the widget keeps working for the
+    learner while the tests (which check ``unexpected``) still catch it.
     """
 
     def __init__(self, controls: dict, layout_controls=None):
@@ -50,8 +55,13 @@ class Explorer(widgets.VBox):
         try:
             fig, state = self.compute(**self.values())
         except ValueError as exc:
-            self.state = {"error": str(exc)}
-            self.message.value = f"<span style='color:#b00'>&#9888; {exc}</span>"
+            self._show_error(str(exc))
+            return
+        except Exception as exc:  # a bug, not bad input: keep the widget alive and say so
+            warnings.warn(f"{type(self).__name__} failed on {self.values()}: "
+                          f"{type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2)
+            self._show_error(f"this setting could not be drawn ({type(exc).__name__}: {exc})",
+                             unexpected=True)
             return
         self.state = dict(state)
         self.state.setdefault("error", None)
@@ -59,3 +69,20 @@ class Explorer(widgets.VBox):
         png = figure_to_png(fig)
         self.renders += 1  # before the image changes, so observers of the image see the new count
         self.image.value = png
+
+    def _show_error(self, message: str, unexpected: bool = False) -> None:
+        plt.close("all") if unexpected else None  # a half-drawn figure must not leak
+        self.state = {"error": message, "unexpected": unexpected}
+        self.message.value = f"<span style='color:#b00'>&#9888; {message}</span>"
+
+
+def bounded_slider(cls, value, lo, hi, step, description: str, **kwargs):
+    """A slider whose initial value must lie in ``[lo, hi]``: ipywidgets would clamp it silently.
+
+    Raises ``ValueError`` naming the control and its range, so ``Explorer(size=50)`` on a
+    slider that stops at 12 says so instead of quietly drawing size 12.
+    """
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi):
+        raise ValueError(f"{description} must be between {lo} and {hi}, got {value!r}")
+    return cls(value=value, min=lo, max=hi, step=step, description=description,
+               continuous_update=False, **kwargs)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipywidgets as widgets
 
 from cnnbook.conv import ConvGeometry, draw_conv_arithmetic
-from cnnbook.widgets.base import Explorer
+from cnnbook.widgets.base import Explorer, bounded_slider
 
 
 class ConvArithmeticExplorer(Explorer):
@@ -21,8 +21,7 @@ class ConvArithmeticExplorer(Explorer):
     def __init__(self, size: int = 5, kernel_size: int = 3, stride: int = 2, padding: int = 1,
                  dilation: int = 1):
         def slider(name, value, lo, hi):
-            return widgets.IntSlider(value=value, min=lo, max=hi, description=name,
-                                     continuous_update=False)
+            return bounded_slider(widgets.IntSlider, value, lo, hi, 1, name)
 
         controls = {
             "size": slider("input", size, 1, 12),

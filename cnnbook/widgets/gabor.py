@@ -13,13 +13,13 @@ import ipywidgets as widgets
 from cnnbook.conv import plot_kernel_result
 from cnnbook.photos import PHOTOS, load_photo
 from cnnbook.vision import filter_image, gabor_kernel
-from cnnbook.widgets.base import Explorer
+from cnnbook.widgets.base import Explorer, bounded_slider
 
 
 def _slider(cls, value, lo, hi, step, description, fmt=None):
     kwargs = {"readout_format": fmt} if fmt else {}
-    return cls(value=value, min=lo, max=hi, step=step, description=description,
-               continuous_update=False, style={"description_width": "initial"}, **kwargs)
+    return bounded_slider(cls, value, lo, hi, step, description,
+                          style={"description_width": "initial"}, **kwargs)
 
 
 class GaborExplorer(Explorer):
@@ -33,6 +33,9 @@ class GaborExplorer(Explorer):
     def __init__(self, photo: str = "camera", size: int = 192, theta: float = 0.0,
                  wavelength: float = 4.0, sigma: float = 2.0, gamma: float = 0.5,
                  psi: float = 0.0, kernel_size: int = 9):
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(f"size is the photo's shorter side in pixels (a positive whole "
+                             f"number), got {size!r}")
         self.size = size
         self._photos: dict = {}
         controls = {
@@ -60,6 +63,10 @@ class GaborExplorer(Explorer):
                               wavelength=wavelength, gamma=gamma, psi=math.radians(psi),
                               zero_mean=True)
         image = self.photo(photo)
+        if kernel_size // 2 >= min(image.shape):
+            raise ValueError(f"a {kernel_size}x{kernel_size} kernel needs a photo of at least "
+                             f"{kernel_size // 2 + 1} px per side; this one is "
+                             f"{image.shape[1]}x{image.shape[0]}: choose a smaller kernel")
         response = filter_image(image, kernel)
         fig = plot_kernel_result(image, kernel, response, titles=(
             photo, f"kernel θ={theta:.0f}° λ={wavelength:g} σ={sigma:g}", "response"))

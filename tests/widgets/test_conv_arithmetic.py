@@ -51,3 +51,12 @@ def test_settings_without_output_show_a_message():
     assert ex.renders == 1 and ex.image.value == picture
     ex.controls["padding"].value = 2  # 4 + 2*2 = 8 >= 7: valid again
     assert ex.state["error"] is None and ex.state["out_size"] == _torch_out(4, 3, 1, 2, 3) == 2
+
+
+def test_out_of_range_start_values_are_refused_not_clamped():
+    import pytest
+
+    from cnnbook.widgets.conv_arithmetic import ConvArithmeticExplorer
+
+    with pytest.raises(ValueError, match="input must be between 1 and 12, got 50"):
+        ConvArithmeticExplorer(size=50)

@@ -62,3 +62,14 @@ def test_bad_values_show_a_message_and_keep_the_picture(explorer, name, value, m
     explorer.controls[name].value = {"sigma": 3.0, "gamma": 1.0, "kernel_size": 11}[name]
     assert explorer.state["error"] is None and explorer.message.value == ""
     assert explorer.renders == 2
+
+
+def test_tiny_photo_and_out_of_range_settings_get_messages():
+    e = GaborExplorer(size=8)  # the default 9x9 kernel reaches 4 px: fits
+    assert e.state["error"] is None
+    e.controls["kernel_size"].value = 31
+    assert "at least 16 px" in e.state["error"]
+    with pytest.raises(ValueError, match="positive whole number"):
+        GaborExplorer(size=0)
+    with pytest.raises(ValueError, match="between 3 and 31"):
+        GaborExplorer(kernel_size=41)

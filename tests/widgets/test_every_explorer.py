@@ -1,0 +1,123 @@
+"""Every Explorer, every control, through its extremes: a picture or a message, never an exception.
+
+The explorers are found by importing every module of ``cnnbook.widgets``; one that cannot be
+built without arguments needs an entry in FACTORIES below, so a new explorer is never left out.
+Each control is set to its extreme values (slider ends; 0, huge, NaN and inf for number
+boxes; empty and garbled text; every option of a menu) one at a time, then put back.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+import pkgutil
+import warnings
+
+import ipywidgets as widgets
+import pytest
+
+import cnnbook.widgets
+from cnnbook.widgets.base import Explorer
+
+# explorers that need arguments (or would be slow at their defaults): how to build a small one
+FACTORIES: dict[str, callable] = {
+    "GaborExplorer": lambda cls: cls(size=48),
+    "KernelEditor": lambda cls: cls(size=48),
+}
+
+
+def explorer_classes() -> list[type]:
+    found = {}
+    for mod in pkgutil.iter_modules(cnnbook.widgets.__path__):
+        module = importlib.import_module(f"cnnbook.widgets.{mod.name}")
+        for _, obj in inspect.getmembers(module, inspect.isclass):
+            if issubclass(obj, Explorer) and obj is not Explorer and obj.__module__ == module.__name__:
+                found[obj.__name__] = obj
+    return [found[k] for k in sorted(found)]
+
+
+def build(cls):
+    if cls.__name__ in FACTORIES:
+        return FACTORIES[cls.__name__](cls)
+    required = [p for p in inspect.signature(cls).parameters.values()
+                if p.default is inspect.Parameter.empty
+                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if required:
+        pytest.fail(f"{cls.__name__} needs arguments {[p.name for p in required]}: add a "
+                    "small instance to FACTORIES in this test")
+    return cls()
+
+
+def extremes(control) -> list:
+    """The values a learner can give this control, the awkward ones first."""
+    if isinstance(control, (widgets.IntSlider, widgets.FloatSlider, widgets.IntRangeSlider,
+                            widgets.FloatRangeSlider, widgets.FloatLogSlider)):
+        if isinstance(control, (widgets.IntRangeSlider, widgets.FloatRangeSlider)):
+            return [(control.min, control.min), (control.max, control.max),
+                    (control.min, control.max)]
+        return [control.min, control.max]
+    if isinstance(control, (widgets.BoundedIntText, widgets.BoundedFloatText)):
+        return [control.min, control.max]
+    if isinstance(control, widgets.IntText):
+        return [0, -1, 10**9, -(10**9)]
+    if isinstance(control, widgets.FloatText):
+        return [0.0, -1e308, 1e308, math.nan, math.inf, -math.inf]
+    if isinstance(control, (widgets.Textarea, widgets.Text)):
+        return ["", "   ", "abc", "1e39", "0,5 0,5", "nan", "1/0", "9 " * 400]
+    if isinstance(control, widgets.SelectMultiple):
+        return [(), tuple(control.options[:1]), tuple(control.options)]
+    if isinstance(control, (widgets.Dropdown, widgets.RadioButtons, widgets.Select,
+                            widgets.ToggleButtons, widgets.SelectionSlider)):
+        values = [o[1] if isinstance(o, tuple) else o for o in control.options]
+        return values
+    if isinstance(control, (widgets.Checkbox, widgets.ToggleButton)):
+        return [True, False]
+    if isinstance(control, widgets.FileUpload):
+        return []  # driven by its own explorer's tests with real and broken files
+    pytest.fail(f"no extremes defined for {type(control).__name__}: add them to this test")
+
+
+@pytest.mark.parametrize("cls", explorer_classes(), ids=lambda c: c.__name__)
+def test_every_control_at_its_extremes_draws_or_explains(cls):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # the base class warns on a bug
+        explorer = build(cls)
+        assert explorer.state.get("error") is None, explorer.state
+        for name, control in explorer.controls.items():
+            start = control.value
+            for value in extremes(control):
+                before = explorer.renders
+                try:
+                    control.value = value
+                except Exception as exc:  # the control itself refused the value (a trait error)
+                    if type(exc).__name__ != "TraitError":
+                        raise
+                    continue
+                state = explorer.state
+                assert not state.get("unexpected"), f"{cls.__name__}.{name}={value!r}: {state}"
+                if state.get("error"):
+                    assert explorer.message.value and len(state["error"]) > 10
+                elif control.value != start:
+                    assert explorer.renders > before, f"{name}={value!r} drew nothing"
+            control.value = start
+        assert not explorer.state.get("unexpected")
+
+
+def test_the_safety_net_reports_a_bug_without_raising():
+    class Broken(Explorer):
+        def __init__(self):
+            super().__init__({"n": widgets.IntSlider(value=1, min=0, max=2)})
+
+        def compute(self, n):
+            if n == 2:
+                raise ZeroDivisionError("planted")
+            import matplotlib.pyplot as plt
+            return plt.figure(), {"n": n}
+
+    e = Broken()
+    assert e.state["error"] is None and e.renders == 1
+    with pytest.warns(RuntimeWarning, match="planted"):
+        e.controls["n"].value = 2
+    assert e.state["unexpected"] is True and "ZeroDivisionError" in e.state["error"]
+    e.controls["n"].value = 0
+    assert e.state["error"] is None and e.renders == 2
