@@ -362,20 +362,58 @@ class Compose:
         return "Compose([" + ", ".join(repr(t) for t in self.transforms) + "])"
 
 
-def sources_recipe(rotation: float = 15, jitter=(0.2, 0.2, 0.2, 0.1), translate: float = 0.1,
-                   scale=(0.9, 1.1), erasing: float = 0.2) -> Compose:
-    """The sources' augmentation: rotation 15°, colour jitter 0.2/0.2/0.2/0.1, affine
-    translate 0.1 scale 0.9-1.1, random erasing p 0.2 (a strength 0 leaves a step out)."""
+def build_augment(flip: bool = False, crop: int = 0, rotation: float = 0.0,
+                  brightness: float = 0.0, contrast: float = 0.0, saturation: float = 0.0,
+                  hue: float = 0.0, translate: float = 0.0, scale=(1.0, 1.0),
+                  erasing: float = 0.0) -> Compose:
+    """A pipeline from strengths; a strength of 0 (or scale (1, 1)) leaves that step out.
+
+    Order: crop, flip, rotation, colour jitter, affine, erasing (last, on the finished
+    image, as torchvision's recipes place it). ``load_data(augment=True)`` already crops
+    and flips: leave ``flip`` and ``crop`` off when adding this to such a loader.
+    """
     steps = []
+    if crop:
+        steps.append(RandomCrop(crop))
+    if flip:
+        steps.append(RandomHorizontalFlip())
     if rotation:
         steps.append(RandomRotation(rotation))
-    if jitter and any(jitter):
-        steps.append(ColorJitter(*jitter))
-    if translate or tuple(scale) != (1, 1):
+    if any((brightness, contrast, saturation, hue)):
+        steps.append(ColorJitter(brightness, contrast, saturation, hue))
+    scale = _range(scale, "scale", bounds=(1e-3, math.inf))
+    if translate or scale != (1.0, 1.0):
         steps.append(RandomAffine(0, translate, scale))
     if erasing:
         steps.append(RandomErasing(erasing))
     return Compose(steps)
+
+
+def sources_recipe() -> Compose:
+    """The sources' augmentation: rotation 15°, colour jitter 0.2/0.2/0.2/0.1, affine
+    translate 0.1 scale 0.9-1.1, random erasing p 0.2 (crop and flip come from the loader)."""
+    return build_augment(rotation=15, brightness=0.2, contrast=0.2, saturation=0.2, hue=0.1,
+                         translate=0.1, scale=(0.9, 1.1), erasing=0.2)
+
+
+def preview(images: torch.Tensor, augment: Callable, seed: int = 0, rows: int = 3) -> dict:
+    """``rows`` independent augmentations of the same images, for looking at a pipeline.
+
+    ``images`` is a uint8 (N, C, H, W) batch. Returns the originals in [0, 1], the
+    augmented batches (rows, N, C, H, W), and per row the mean absolute pixel change.
+    The same seed gives the same pictures.
+    """
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or len(images) == 0:
+        raise ValueError("images must be a non-empty batch (N, C, H, W)")
+    if int(rows) != rows or rows < 1:
+        raise ValueError(f"rows must be a whole number >= 1, not {rows}")
+    if int(seed) != seed or not 0 <= seed < 2 ** 63:
+        raise ValueError(f"seed must be a whole number in [0, 2**63), not {seed}")
+    x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
+    g = torch.Generator().manual_seed(int(seed))
+    out = torch.stack([augment(x, g) for _ in range(int(rows))])
+    change = (out - x).abs().mean(dim=(1, 2, 3, 4))
+    return {"original": x, "augmented": out, "change": [float(c) for c in change]}
 
 
 def with_augment(loader, augment: Callable | None):
