@@ -112,6 +112,17 @@ class TensorLoader:
     def num_examples(self) -> int:
         return len(self.labels)
 
+    def state_dict(self) -> dict:
+        """The shuffling/augmentation generator's state, saved in ``fit``'s checkpoints.
+
+        Taken between epochs, it is the loader's whole position: restoring it makes the next
+        ``iter()`` give the same shuffle and the same random crops and flips as it would have.
+        """
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
     def __iter__(self):
         n = len(self.labels)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)

@@ -83,3 +83,19 @@ def test_bad_inputs_are_refused():
         TensorLoader(torch.rand(2, 1, 4, 4), torch.zeros(2), 1, device="cpu")
     with pytest.raises(ValueError, match="labels"):
         TensorLoader(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.zeros(3), 1, device="cpu")
+
+
+def test_state_dict_restores_the_next_epochs_shuffle_and_augmentation():
+    images, labels = _toy(40)
+    t = BatchTransform(flip=True, crop_padding=1)
+    a = TensorLoader(images, labels, 8, shuffle=True, transform=t, train=True, device="cpu", seed=5)
+    list(a)                                   # one epoch consumed
+    state = a.state_dict()
+    expected = [(x.clone(), y.clone()) for x, y in a]   # what epoch 2 gives
+    b = TensorLoader(images, labels, 8, shuffle=True, transform=t, train=True, device="cpu", seed=99)
+    b.load_state_dict(state)
+    got = list(b)
+    assert len(got) == len(expected)
+    assert all(torch.equal(x, ex) and torch.equal(y, ey) for (x, y), (ex, ey) in zip(got, expected))
+    fresh = TensorLoader(images, labels, 8, shuffle=True, transform=t, train=True, device="cpu", seed=5)
+    assert not all(torch.equal(y, ey) for (_, y), (_, ey) in zip(fresh, expected))

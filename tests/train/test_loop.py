@@ -99,3 +99,239 @@ def test_evaluate_predict_and_init():
         init_weights(_model(), "magic")
     with pytest.raises(ValueError, match="optimizer"):
         fit(_model(), tr, te, epochs=1, optimizer="lbfgs2", device="cpu", progress=False)
+
+
+# --- one step against a hand-computed update ------------------------------------------
+
+def test_one_sgd_step_equals_the_hand_computed_update(results_dir):
+    """Softmax regression: grad_W = (softmax(XW^T + b) - onehot)^T X / N, no autograd."""
+    torch.manual_seed(0)
+    X = torch.randn(16, 1, 2, 3)
+    y = torch.randint(0, 4, (16,))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 4))
+    W0, b0 = model[1].weight.detach().clone(), model[1].bias.detach().clone()
+    fit(model, [(X, y)], epochs=1, lr=0.5, device="cpu", progress=False, record=False)
+    x = X.flatten(1)
+    p = torch.softmax(x @ W0.T + b0, dim=1)
+    delta = (p - nn.functional.one_hot(y, 4).float()) / len(y)
+    assert torch.allclose(model[1].weight, W0 - 0.5 * delta.T @ x, atol=1e-6)
+    assert torch.allclose(model[1].bias, b0 - 0.5 * delta.sum(0), atol=1e-6)
+
+
+# --- gradient clipping ----------------------------------------------------------------
+
+def test_clipping_matches_a_hand_written_loop_and_counts_clipped_steps(results_dir):
+    """Oracle: the same training written out by hand, norm and scale computed by hand."""
+    max_norm = 0.25
+    seed_everything(0)
+    model = _model()
+    reference = _model()
+    reference.load_state_dict(model.state_dict())
+    tr, _ = _loaders()
+    result = fit(model, tr, epochs=2, lr=0.5, clip_grad_norm=max_norm, device="cpu",
+                 progress=False, record=False)
+
+    tr, _ = _loaders()
+    opt = torch.optim.SGD(reference.parameters(), lr=0.5)
+    fractions = []
+    for _ in range(2):
+        clipped = steps = 0
+        for X, y in tr:
+            opt.zero_grad()
+            nn.functional.cross_entropy(reference(X), y).backward()
+            norm = sum(float((p.grad ** 2).sum()) for p in reference.parameters()) ** 0.5
+            scale = min(1.0, max_norm / (norm + 1e-6))
+            for p in reference.parameters():
+                p.grad.mul_(scale)
+            clipped += norm > max_norm
+            steps += 1
+            opt.step()
+        fractions.append(clipped / steps)
+    assert result.history["clipped"].tolist() == pytest.approx(fractions)
+    assert 0 < sum(fractions) < 2   # some steps clipped, some not: the count is tested
+    for a, b in zip(model.parameters(), reference.parameters()):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_no_clipping_column_without_clipping(results_dir):
+    tr, _ = _loaders()
+    result = fit(_model(), tr, epochs=1, lr=0.1, device="cpu", progress=False, record=False)
+    assert "clipped" not in result.history and "lr" in result.history
+    result = fit(_model(), tr, epochs=1, lr=0.1, clip_grad_norm=1e-9, device="cpu",
+                 progress=False, record=False)
+    assert result.history["clipped"].tolist() == [1.0]
+
+
+# --- schedules and optimiser factories -------------------------------------------------
+
+def _halving_per_batch(optimizer, epochs, steps_per_epoch):
+    """A tiny schedule factory of our own: the lr halves after every batch."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 0.5 ** step)
+
+
+_halving_per_batch.interval = "batch"
+
+
+def test_schedule_factory_steps_per_batch_and_history_has_the_lr(results_dir):
+    tr, _ = _loaders()           # 512 examples, batch 64: 8 steps per epoch
+    seen = []
+
+    def factory(optimizer, epochs, steps_per_epoch):
+        seen.append((epochs, steps_per_epoch))
+        return _halving_per_batch(optimizer, epochs, steps_per_epoch)
+
+    factory.interval = "batch"
+    model = _model()
+    result = fit(model, tr, epochs=2, lr=0.4, scheduler=factory, device="cpu", progress=False,
+                 record=False)
+    assert seen == [(2, 8)]
+    assert result.history["lr"].tolist() == pytest.approx([0.4, 0.4 * 0.5 ** 8])
+    assert result.record["lr"] == 0.4
+
+
+def test_schedule_factory_per_epoch_and_optimizer_factory(results_dir):
+    tr, _ = _loaders()
+    made = []
+
+    def make_opt(model):
+        made.append(model)
+        return torch.optim.SGD(model.parameters(), lr=0.3, momentum=0.9)
+
+    def per_epoch(optimizer, epochs, steps):
+        return torch.optim.lr_scheduler.StepLR(optimizer, 1, gamma=0.1)
+
+    per_epoch.interval = "epoch"
+    model = _model()
+    result = fit(model, tr, epochs=3, optimizer=make_opt, scheduler=per_epoch, device="cpu",
+                 progress=False, record=False)
+    assert made == [model]
+    assert result.history["lr"].tolist() == pytest.approx([0.3, 0.03, 0.003])
+
+
+def test_scheduler_of_another_optimizer_is_refused(results_dir):
+    tr, _ = _loaders()
+    other = torch.optim.SGD(_model().parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="another optimiser"):
+        fit(_model(), tr, epochs=1, scheduler=torch.optim.lr_scheduler.StepLR(other, 1),
+            device="cpu", progress=False, record=False)
+
+
+# --- argument checks at the door ---------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"epochs": 2.0}, TypeError, "epochs must be a whole number"),
+    ({"epochs": 0}, ValueError, "epochs must be at least 1"),
+    ({"lr": "0.1"}, TypeError, "lr must be a number"),
+    ({"lr": float("nan")}, ValueError, "lr must be a finite number > 0"),
+    ({"lr": -1.0}, ValueError, "lr must be"),
+    ({"momentum": None}, TypeError, "momentum must be a number"),
+    ({"clip_grad_norm": 0}, ValueError, "clip_grad_norm must be a finite number > 0"),
+    ({"check_every": 0}, ValueError, "check_every"),
+    ({"precision": "fp8"}, ValueError, "precision must be one of"),
+    ({"precision": "fp16"}, ValueError, "needs a CUDA GPU"),
+    ({"callbacks": [3]}, TypeError, "callable"),
+    ({"scheduler": 3}, TypeError, "schedule factory"),
+    ({"checkpoint": 3}, TypeError, "folder path"),
+])
+def test_bad_arguments_get_clear_messages(results_dir, kwargs, error, message):
+    tr, _ = _loaders()
+    with pytest.raises(error, match=message):
+        fit(_model(), tr, **{"epochs": 1, **kwargs}, device="cpu", progress=False, record=False)
+
+
+def test_bad_loaders_get_clear_messages(results_dir):
+    tr, _ = _loaders()
+    with pytest.raises(TypeError, match="train_iter must be an iterable"):
+        fit(_model(), 42, epochs=1, device="cpu", progress=False)
+    with pytest.raises(TypeError, match="one-shot iterator"):
+        fit(_model(), iter(tr), epochs=1, device="cpu", progress=False)
+    with pytest.raises(TypeError, match="test_iter must be an iterable"):
+        fit(_model(), tr, 3.5, epochs=1, device="cpu", progress=False)
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        fit("resnet", tr, epochs=1, device="cpu", progress=False)
+
+
+def test_too_few_outputs_names_the_last_layer(results_dir):
+    x, y = _separable_data()
+    y = y * 3   # labels 0 and 3: four classes needed, the model has two outputs
+    tr = TensorLoader(x, y, 64, device="cpu")
+    with pytest.raises(ValueError, match=r"labels go up to 3.*'4' \(Linear.*4 outputs"):
+        fit(_model(), tr, epochs=1, device="cpu", progress=False, record=False)
+
+
+# --- failures keep what was learnt ----------------------------------------------------
+
+class _ExplodesAt(nn.Module):
+    """The toy model; its forward raises ``error`` on call number ``at``."""
+
+    def __init__(self, at, error=KeyboardInterrupt):
+        super().__init__()
+        self.net, self.calls, self.at, self.error = _model(), 0, at, error
+
+    def forward(self, x):
+        self.calls += 1
+        if self.training and self.calls == self.at:
+            raise self.error()
+        return self.net(x)
+
+
+def test_keyboard_interrupt_returns_the_finished_epochs(results_dir):
+    seed_everything(0)
+    tr, te = _loaders()          # 8 training steps per epoch, 2 test batches per epoch
+    model = _ExplodesAt(at=2 * (8 + 2) + 3)   # in the third epoch's third step
+    result = fit(model, tr, te, epochs=5, lr=0.3, name="ctrlc", device="cpu", progress=False)
+    assert result.interrupted and list(result.history["epoch"]) == [1, 2]
+    rec = json.loads(result.record_path.read_text())
+    assert rec["interrupted"] is True and rec["epochs"] == 2
+    assert rec["test_acc"] == result.history["test_acc"].iloc[-1]
+
+
+def test_interrupt_in_the_first_epoch_returns_an_empty_history(results_dir):
+    tr, _ = _loaders()
+    result = fit(_ExplodesAt(at=2), tr, epochs=3, device="cpu", progress=False)
+    assert result.interrupted and len(result.history) == 0 and result.record_path is None
+    assert result.test_acc is None and result.train_acc is None
+
+
+def test_divergence_keeps_history_and_last_good_weights_and_names_the_lr_in_force(results_dir):
+    tr, te = _loaders()
+
+    def explode_in_epoch_3(optimizer, epochs, steps):   # lr 0.1, 0.1, then 1e30
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0 if e < 2 else 1e31)
+
+    explode_in_epoch_3.interval = "epoch"
+    after = []
+    seed_everything(0)
+    model = _model()
+    with pytest.raises(TrainingDiverged, match=r"learning rate in force then \(1e\+30\)") as info:
+        fit(model, tr, te, epochs=5, lr=0.1, scheduler=explode_in_epoch_3, check_every=1,
+            device="cpu", progress=False, record=False,
+            callbacks=[lambda row, m, o: after.append(
+                {k: v.clone() for k, v in m.state_dict().items()})])
+    result = info.value.result
+    assert list(result.history["epoch"]) == [1, 2] and result.record["diverged"]
+    assert result.history["lr"].tolist() == pytest.approx([0.1, 0.1])
+    for k, v in model.state_dict().items():   # back to the end of epoch 2, exactly
+        assert torch.equal(v, after[-1][k]), k
+
+
+def test_divergence_in_the_first_epoch_gives_back_the_initial_weights(results_dir):
+    tr, _ = _loaders()
+    model = _model()
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(TrainingDiverged) as info:
+        fit(model, tr, epochs=2, lr=1e30, check_every=1, device="cpu", progress=False)
+    assert len(info.value.result.history) == 0
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, start[k]), k
+
+
+def test_unwritable_results_dir_is_a_warning_not_a_lost_training(results_dir, monkeypatch, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the results folder should be")
+    monkeypatch.setenv("CNNBOOK_RESULTS_DIR", str(blocker))
+    tr, te = _loaders()
+    with pytest.warns(RuntimeWarning, match="could not write the result record"):
+        result = fit(_model(), tr, te, epochs=1, lr=0.3, name="nowhere", device="cpu",
+                     progress=False)
+    assert result.record_path is None and len(result.history) == 1 and result.test_acc > 0
