@@ -26,14 +26,17 @@ def _slider(value, lo, hi, step, description, fmt=".2f"):
 class AugmentationExplorer(Explorer):
     """Checkboxes turn each transform on, sliders set its strength; a seed fixes the draw.
 
-    ``images`` is a uint8 batch (N, 3, H, W), e.g. CIFAR-10 test images, with optional
-    ``labels`` and ``class_names`` (then a class can be picked). Defaults: the sources'
+    ``images`` is a uint8 batch (N, 3, H, W) with optional ``labels`` and ``class_names``
+    (then a class can be picked); by default 20 CIFAR-10 test images per class,
+    interleaved (airplane, automobile, ..., truck, airplane, ...). Defaults: the sources'
     settings (rotation 15°, jitter 0.2/0.2/0.2/0.1, translate 0.1, scale 0.9-1.1,
     erasing p 0.2), all switched on except flip and crop.
     """
 
-    def __init__(self, images: torch.Tensor, labels=None, class_names=None, n_images: int = 8,
-                 rows: int = 3, seed: int = 0):
+    def __init__(self, images: torch.Tensor | None = None, labels=None, class_names=None,
+                 n_images: int = 8, rows: int = 3, seed: int = 0):
+        if images is None:
+            images, labels, class_names = cifar10_examples()
         if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3:
             raise ValueError("images must be an RGB batch (N, 3, H, W)")
         self.images = images
@@ -105,6 +108,16 @@ class AugmentationExplorer(Explorer):
                      "rows": int(rows), "klass": klass, "change": out["change"],
                      "in_range": bool(out["augmented"].min() >= 0
                                       and out["augmented"].max() <= 1)}
+
+
+def cifar10_examples(per_class: int = 20):
+    """``per_class`` CIFAR-10 test images of each class, interleaved, with labels and names."""
+    from cnnbook.data import class_names, load_split
+
+    images, labels = load_split("cifar10", "test")
+    idx = torch.stack([torch.nonzero(labels == c).flatten()[:per_class] for c in range(10)], 1)
+    idx = idx.flatten()
+    return images[idx], labels[idx], class_names("cifar10")
 
 
 def draw_preview(original: torch.Tensor, augmented: torch.Tensor, change):

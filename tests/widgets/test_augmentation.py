@@ -7,9 +7,9 @@ from cnnbook.widgets.augmentation import AugmentationExplorer
 NAMES = ("a", "b", "c")
 
 
-def images(n=10, seed=0):
+def images(n=10, size=32, seed=0):
     g = torch.Generator().manual_seed(seed)
-    x = torch.rand(n, 3, 32, 32, generator=g)
+    x = torch.rand(n, 3, size, size, generator=g)
     x = torch.nn.functional.avg_pool2d(x, 5, 1, 2)  # some structure for the transforms to move
     return (x * 255).to(torch.uint8)
 
@@ -70,7 +70,9 @@ def test_bad_seed_shows_a_message_and_keeps_the_picture(explorer):
     assert explorer.state["error"] is None and explorer.message.value == ""
 
 
-def test_every_control_at_its_extremes_never_raises(explorer):
+def test_every_control_at_its_extremes_never_raises():
+    explorer = AugmentationExplorer(images(4, 16), labels=torch.arange(4) % 3, class_names=NAMES,
+                                    n_images=1, rows=1)  # small: about fifty renders follow
     for name, control in explorer.controls.items():
         if hasattr(control, "options"):
             values = list(control.options)
@@ -108,3 +110,16 @@ def test_preview_checks_inputs():
         A.preview(images(2), A.Compose([]), rows=0)
     with pytest.raises(ValueError, match="non-empty"):
         A.preview(torch.zeros(0, 3, 8, 8), A.Compose([]))
+
+
+def test_default_images_are_cifar10_classes_interleaved():
+    from cnnbook.data import DatasetUnavailable
+    from cnnbook.widgets.augmentation import cifar10_examples
+    try:
+        imgs, labels, names = cifar10_examples(per_class=2)
+    except DatasetUnavailable as exc:
+        pytest.skip(f"no CIFAR-10 here: {exc}")
+    assert imgs.shape == (20, 3, 32, 32) and labels[:10].tolist() == list(range(10))
+    assert names[3] == "cat"
+    ex = AugmentationExplorer(n_images=10, rows=1)
+    assert ex.state["images"] == 10 and "cat" in ex.controls["klass"].options

@@ -21,6 +21,7 @@ from cnnbook.widgets.base import Explorer
 
 # explorers that need arguments (or would be slow at their defaults): how to build a small one
 FACTORIES: dict[str, callable] = {
+    "AugmentationExplorer": lambda cls: cls(n_images=2, rows=1),
     "GaborExplorer": lambda cls: cls(size=48),
     "KernelEditor": lambda cls: cls(size=48),
 }
