@@ -33,7 +33,7 @@ from cnnbook.models.batchnorm import BatchNorm, batch_norm
 __all__ = ["batch_norm", "BatchNorm", "layer_norm", "LayerNorm", "group_norm", "GroupNorm",
            "instance_norm", "InstanceNorm2d", "switchable_norm", "SwitchableNorm2d",
            "NORM_KINDS", "pooled_mask", "make_norm", "swap_batchnorm",
-           "batch_statistics_noise"]
+           "batch_statistics_noise", "normalize", "explore_normalization"]
 
 NORM_KINDS = ("batch", "layer", "instance", "group", "switchable")
 
@@ -359,3 +359,60 @@ def batch_statistics_noise(features: torch.Tensor, batch_sizes: Sequence[int], t
         out[int(b)] = {"mean_noise": (mean.std(dim=0) / pool_std).mean().item(),
                        "std_noise": (std.std(dim=0) / pool_std).mean().item()}
     return out
+
+
+def normalize(kind: str, x: torch.Tensor, groups: int = 1, eps: float = 1e-5) -> torch.Tensor:
+    """Apply the from-scratch normalisation ``kind`` to ``x`` without scale and shift
+    (batch norm with batch statistics; switchable with equal weights 1/3)."""
+    if kind == "batch":
+        return batch_norm(x, None, None, None, None, training=True, eps=eps)[0]
+    if kind == "layer":
+        return layer_norm(x, x.shape[1:], eps=eps)
+    if kind == "instance":
+        return instance_norm(x, eps=eps)
+    if kind == "group":
+        return group_norm(x, groups, eps=eps)
+    if kind == "switchable":
+        third = torch.full((3,), 1 / 3, dtype=x.dtype)
+        return switchable_norm(x, third, third, eps=eps)[0]
+    raise ValueError(f"kind must be one of {NORM_KINDS}, got {kind!r}")
+
+
+def explore_normalization(kind: str, batch_size: int, channels: int, groups: int = 1,
+                          example: int = 0, channel: int = 0, size: int = 4,
+                          seed: int = 0) -> dict:
+    """Everything the normalisation explorer shows, for one random batch.
+
+    The input has a different brightness (offset) and contrast (scale) per example and an
+    offset per channel, as real feature maps do. Returns the input ``x`` and output ``y``
+    (from-scratch, no affine), the ``mask`` of elements pooled with (``example``,
+    ``channel``), ``pooled`` (how many values share its statistics), the per-example mean
+    and std of input and output (over C, H, W), and ``batch_dependence``: the largest change
+    of that example's output when the *other* examples of the batch are replaced by new
+    ones (0 means the example is normalised on its own).
+    """
+    for name, value, low in (("batch_size", batch_size, 1), ("channels", channels, 1),
+                             ("size", size, 1)):
+        if value < low:
+            raise ValueError(f"{name} must be at least {low}, got {value}")
+    shape = (batch_size, channels, size, size)
+    mask = pooled_mask(kind, shape, (example, channel), groups)   # validates the rest
+    gen = torch.Generator().manual_seed(seed)
+
+    def batch(n):
+        z = torch.randn(n, channels, size, size, generator=gen, dtype=torch.float64)
+        contrast = torch.rand(n, 1, 1, 1, generator=gen, dtype=torch.float64) * 2.5 + 0.25
+        brightness = torch.randn(n, 1, 1, 1, generator=gen, dtype=torch.float64) * 2
+        return z * contrast + brightness + channel_offset
+
+    channel_offset = torch.randn(1, channels, 1, 1, generator=gen, dtype=torch.float64)
+    x = batch(batch_size)
+    y = normalize(kind, x, groups)
+    others = batch(batch_size)
+    others[example] = x[example]
+    dependence = (normalize(kind, others, groups)[example] - y[example]).abs().max().item()
+    flat_x, flat_y = x.reshape(batch_size, -1), y.reshape(batch_size, -1)
+    return {"x": x, "y": y, "mask": mask, "pooled": int(mask.sum()),
+            "in_mean": flat_x.mean(1), "in_std": flat_x.std(1, unbiased=False),
+            "out_mean": flat_y.mean(1), "out_std": flat_y.std(1, unbiased=False),
+            "batch_dependence": dependence if batch_size > 1 else 0.0}
