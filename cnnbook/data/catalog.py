@@ -62,6 +62,7 @@ ALIASES = {"fashion-mnist": "fashion_mnist", "fashionmnist": "fashion_mnist",
            "fmnist": "fashion_mnist", "cifar-10": "cifar10", "cifar": "cifar10"}
 
 CIFAR_TAR = "cifar10-jpg.tar"  # the mirror's JPEG ImageFolder copy of CIFAR-10
+CIFAR_TAR_MD5 = "f456df65dc894259140e0a25f80e9206"  # as listed in the mirror's MD5SUMS
 
 
 def info(name: str) -> DatasetInfo:

@@ -2,22 +2,28 @@
 
 The order is fixed: the project's ``data/`` cache, then the folder named by
 ``CNNBOOK_DATA_MIRROR`` (a copy of torchvision's raw layout, plus CIFAR-10 as a JPEG
-ImageFolder tar), then torchvision's download. Every file is checked (size, header,
-MD5 where known) before it is trusted; copies and downloads go to a temporary name and
-are renamed only when complete, so an interruption never leaves a half file that passes
-as good. A bad file already in the cache is moved aside to ``*.corrupt``, not deleted.
+ImageFolder tar), then torchvision's download. Every file is checked (size, header and
+its published MD5) before it is trusted. A file in the cache is hashed when it enters
+and again whenever its size or modification time changes: a small hidden stamp beside
+it (``.NAME.md5``) remembers what was verified, so an unchanged file costs one ``stat``.
+Copies and downloads go to a temporary name and are renamed only when complete, so an
+interruption never leaves a half file that passes as good. A bad file already in the
+cache is moved aside to ``*.corrupt`` (not deleted) and replaced from the next good
+source. Not being allowed to read or write is never taken for damage: it gets its own
+message and nothing is renamed.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import shutil
 import tarfile
 import tempfile
 import warnings
 from pathlib import Path
 
-from cnnbook.data.catalog import CIFAR_TAR, DatasetInfo, RawFile, info
+from cnnbook.data.catalog import CIFAR_TAR, CIFAR_TAR_MD5, DatasetInfo, RawFile, info
+from cnnbook.files import atomic_copy, atomic_write
 
 
 class DatasetUnavailable(RuntimeError):
@@ -26,6 +32,19 @@ class DatasetUnavailable(RuntimeError):
 
 class DatasetCorrupt(RuntimeError):
     """A dataset file exists but is truncated or damaged."""
+
+
+class DataPermissionError(PermissionError):
+    """The data cache (or mirror) may not be read or written: not damage, nothing is renamed."""
+
+
+def permission_message(exc: OSError, doing: str = "use") -> str:
+    """A message for a PermissionError met while handling dataset files: the path and the fix."""
+    where = exc.filename or "a file in the data cache"
+    return (f"permission denied: cannot {doing} {where}. Nothing was changed or renamed. "
+            "Fix: set CNNBOOK_DATA_DIR to a folder you can write (e.g. "
+            "CNNBOOK_DATA_DIR=~/cnnbook-data), or ask the owner of that folder to make it "
+            "readable (and writable) for you.")
 
 
 def data_dir() -> Path:
@@ -99,6 +118,38 @@ def check_idx(path: Path, spec: RawFile, md5: bool = False) -> None:
         raise DatasetCorrupt(f"{path} has the right size but the wrong MD5 checksum")
 
 
+def _stamp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.md5")
+
+
+def verify_md5(path: Path, expected: str, what: str, stamp: bool = True) -> None:
+    """Raise DatasetCorrupt unless ``path`` hashes to ``expected``.
+
+    With ``stamp`` (files in our cache), a stamp beside the file records the verified size,
+    modification time and MD5; while they still match, the file is not hashed again. A
+    stamp that cannot be written (a read-only cache) only means hashing again next time.
+    ``stamp=False`` (a mirror, which is not ours to write into) always hashes.
+    """
+    st = path.stat()
+    record = {"md5": expected, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if stamp:
+        try:
+            if json.loads(_stamp(path).read_text()) == record:
+                return
+        except (OSError, ValueError):
+            pass
+    got = md5sum(path)
+    if got != expected:
+        raise DatasetCorrupt(f"{path} has the wrong MD5 checksum ({got}, expected {expected}): "
+                             f"it is not the published {what}")
+    if not stamp:
+        return
+    try:
+        atomic_write(_stamp(path), lambda tmp: tmp.write_text(json.dumps(record)))
+    except OSError:
+        pass
+
+
 def check_cifar_tar(path: Path) -> None:
     """Raise DatasetCorrupt unless the tar opens and holds 50,000 + 10,000 JPEGs."""
     try:
@@ -113,23 +164,23 @@ def check_cifar_tar(path: Path) -> None:
                              "expected 50,000 and 10,000")
 
 
-def _set_aside(path: Path, reason: str) -> None:
+def set_aside(path: Path, reason: str, stacklevel: int = 3) -> None:
+    """Move a damaged file to ``*.corrupt`` (kept for inspection) and say why.
+
+    If another process moved it first (several runs met the same damaged file), there is
+    nothing left to do. A PermissionError propagates: it is not ours to rename.
+    """
     bad = path.with_name(path.name + ".corrupt")
-    warnings.warn(f"{reason}; moved it to {bad.name} and fetching a fresh copy", stacklevel=3)
-    os.replace(path, bad)
-
-
-def atomic_copy(src: Path, dst: Path) -> None:
-    """Copy to a temporary name beside ``dst`` and rename: readers never see half a file."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
-    os.close(fd)
     try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        os.replace(path, bad)
+    except FileNotFoundError:
+        return
+    _stamp(path).unlink(missing_ok=True)
+    warnings.warn(f"{reason}; moved it to {bad.name} and fetching a fresh copy",
+                  stacklevel=stacklevel)
+
+
+_set_aside = set_aside  # the name earlier code and tests use
 
 
 # ---------------------------------------------------------------------- the sources
@@ -150,10 +201,11 @@ def ensure_mnist_raw(name: str) -> Path:
         if path.exists():
             try:
                 check_idx(path, spec)
+                verify_md5(path, spec.md5, f"{ds.title} file {spec.name}")
                 continue
             except DatasetCorrupt as exc:
                 problems.append(str(exc))
-                _set_aside(path, str(exc))
+                set_aside(path, str(exc))
         missing.append(spec)
     if not missing:
         return raw
@@ -175,6 +227,7 @@ def ensure_mnist_raw(name: str) -> Path:
                 still.append(spec)
                 continue
             atomic_copy(src, raw / spec.name)
+            verify_md5(raw / spec.name, spec.md5, f"{ds.title} file {spec.name}")
         missing = still
     else:
         looked.append("no mirror (CNNBOOK_DATA_MIRROR is not set)")
@@ -247,19 +300,20 @@ def ensure_cifar10() -> tuple[str, Path]:
     problems = []
     if tar.exists():
         try:
-            check_cifar_tar(tar)
+            verify_md5(tar, CIFAR_TAR_MD5, "CIFAR-10 JPEG tar")
             return "jpeg-tar", tar
         except DatasetCorrupt as exc:
             problems.append(str(exc))
-            _set_aside(tar, str(exc))
+            set_aside(tar, str(exc))
     mirror = mirror_dir()
     if mirror is not None:
         src = mirror / CIFAR_TAR
         looked.append(f"mirror {src} (CNNBOOK_DATA_MIRROR)")
         if src.exists():
             try:
-                check_cifar_tar(src)
+                verify_md5(src, CIFAR_TAR_MD5, "CIFAR-10 JPEG tar", stamp=False)
                 atomic_copy(src, tar)
+                verify_md5(tar, CIFAR_TAR_MD5, "CIFAR-10 JPEG tar")
                 return "jpeg-tar", tar
             except DatasetCorrupt as exc:
                 problems.append(f"mirror file: {exc}")

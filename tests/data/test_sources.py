@@ -47,9 +47,12 @@ def test_mirror_fills_the_cache(empty_cache, mirror, monkeypatch):
     images, labels = load_split("mnist", "test")
     assert images.shape == (10_000, 1, 28, 28)
     raw = empty_cache / "MNIST" / "raw"
-    assert sorted(p.name for p in raw.iterdir()) == sorted(f.name for f in info("mnist").raw_files)
+    files = sorted(p.name for p in raw.iterdir() if not p.name.startswith("."))
+    assert files == sorted(f.name for f in info("mnist").raw_files)
+    stamps = sorted(p.name for p in raw.glob(".*.md5"))  # each copied file's verified MD5
+    assert stamps == sorted(f".{f.name}.md5" for f in info("mnist").raw_files)
     assert (empty_cache / "cache" / "mnist-test.pt").exists()
-    assert not list(raw.glob("*.part"))  # no temporary files left behind
+    assert not list(raw.glob(".*.part"))  # no temporary files left behind
 
 
 def test_cache_is_used_without_mirror(empty_cache, mirror):
@@ -123,7 +126,9 @@ def test_atomic_copy_leaves_no_partial_file(tmp_path, monkeypatch):
             f.write(b"half")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sources.shutil, "copyfile", explode)
+    import cnnbook.files
+
+    monkeypatch.setattr(cnnbook.files.shutil, "copyfile", explode)
     with pytest.raises(KeyboardInterrupt):
         sources.atomic_copy(src, tmp_path / "out" / "dst.bin")
     assert list((tmp_path / "out").iterdir()) == []
