@@ -105,10 +105,10 @@ def lr_find(model: nn.Module, train_iter, optimizer="sgd", start_lr: float = 1e-
             momentum: float = 0.9, weight_decay: float = 0.0) -> LRFinderResult:
     """Run the range test and put everything back; returns the curve and the suggestions.
 
-    ``optimizer`` is what ``fit`` takes: "sgd" (with ``momentum``), "adam", "adamw", a
-    factory such as ``optim.adamw(weight_decay=0.05)``, or a ready optimiser. With parameter
-    groups every group's lr is scaled together, keeping their ratios; the lr reported is the
-    largest group's. ``train_iter`` yields ``(X, y)`` batches (a course ``TensorLoader`` or a
+    ``optimizer`` is what ``fit`` takes: "sgd" (with ``momentum``, default 0.9, and
+    ``weight_decay``), "adam", "adamw", a factory such as ``optim.adamw(weight_decay=0.05)``,
+    or a ready optimiser. With parameter groups every group's lr is scaled together, keeping
+    their ratios; the lr reported is the largest group's. ``train_iter`` yields ``(X, y)`` batches (a course ``TensorLoader`` or a
     DataLoader) and is cycled if it has fewer than ``num_steps`` batches.
     """
     if not 0 < start_lr < end_lr:
@@ -120,7 +120,9 @@ def lr_find(model: nn.Module, train_iter, optimizer="sgd", start_lr: float = 1e-
     saved_model = copy.deepcopy(model.state_dict())
     was_training = model.training
     rng = _rng_states(train_iter)
-    opt = make_optimizer(optimizer, model, start_lr, momentum, weight_decay)
+    by_name = isinstance(optimizer, str)  # momentum and weight_decay apply to a name only
+    opt = make_optimizer(optimizer, model, start_lr, momentum if by_name else 0.0,
+                         weight_decay if by_name else 0.0)
     saved_opt = copy.deepcopy(opt.state_dict())
     top = max(g["lr"] for g in opt.param_groups)
     ratios = [g["lr"] / top for g in opt.param_groups]

@@ -79,6 +79,7 @@ def _cnn():
                          nn.Linear(16, 2))
 
 
+@pytest.mark.filterwarnings("error::UserWarning")  # no "momentum ignored" warning for a factory
 def test_course_loader_and_factory_everything_restored():
     torch.manual_seed(0)
     x, y = _images()
