@@ -3,8 +3,9 @@
 Reading 60,000 JPEGs takes a while; reading one tensor file takes a fraction of a second.
 The cache is derived data, and it is checked like the raw files: each ``.pt`` records the
 checksums of the sources it was built from (a changed source rebuilds it), and a stamp
-beside it (``.NAME.pt.md5``) holds the ``.pt``'s own MD5, checked on every load while the
-bytes are read (one pass, no second read). A damaged or stale cache file is set aside and
+beside it (``.NAME.pt.sha256``) holds the ``.pt``'s own SHA-256 (our own checksum, so the
+fastest one here: CPUs with SHA extensions hash it 2-3x faster than MD5), checked on every
+load while the bytes are read (one pass, no second read). A damaged or stale cache file is set aside and
 rebuilt from the raw files.
 """
 from __future__ import annotations
@@ -116,7 +117,7 @@ def _problem(obj, name: str, split: str) -> str | None:
 
 
 def _stamp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.md5")
+    return path.with_name(f".{path.name}.sha256")
 
 
 def _read_cache(path: Path):
@@ -127,7 +128,7 @@ def _read_cache(path: Path):
     """
     data = path.read_bytes()
     try:
-        expected = json.loads(_stamp(path).read_text())["md5"]
+        expected = json.loads(_stamp(path).read_text())["sha256"]
     except FileNotFoundError:
         try:  # a cache from before version 2 has no stamp: let the version check retire it
             old = torch.load(io.BytesIO(data), weights_only=True)
@@ -138,9 +139,9 @@ def _read_cache(path: Path):
         return "has no checksum stamp (it was lost or removed)"
     except (ValueError, KeyError, TypeError):
         return "has an unreadable checksum stamp"
-    got = hashlib.md5(data).hexdigest()
+    got = hashlib.sha256(data).hexdigest()
     if got != expected:
-        return f"has the wrong MD5 checksum ({got}, expected {expected}): it was changed or damaged"
+        return f"has the wrong checksum (SHA-256 {got[:12]}..., expected {expected[:12]}...): it was changed or damaged"
     try:
         return torch.load(io.BytesIO(data), weights_only=True)
     except Exception as exc:  # unreadable in spite of its checksum: a stamp written for garbage
@@ -148,12 +149,12 @@ def _read_cache(path: Path):
 
 
 def _write_cache(obj, path: Path) -> None:
-    """Serialise once, stamp the bytes' MD5, write both atomically (the stamp last)."""
+    """Serialise once, stamp the bytes' SHA-256, write both atomically (the stamp last)."""
     buf = io.BytesIO()
     torch.save(obj, buf)
     data = buf.getvalue()
     atomic_write(path, lambda tmp: tmp.write_bytes(data))
-    record = json.dumps({"md5": hashlib.md5(data).hexdigest(), "size": len(data)})
+    record = json.dumps({"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})
     atomic_write(_stamp(path), lambda tmp: tmp.write_text(record))
 
 
