@@ -249,3 +249,44 @@ def test_a_read_only_data_dir_gets_a_message(shared_dir, mirror, monkeypatch, da
     assert "Traceback" not in out.stderr
     if damaged:
         assert (raw / "t10k-labels-idx1-ubyte").exists()  # not renamed: we may not
+
+
+def test_raw_files_present_but_no_writable_cache_folder(shared_dir, mirror):
+    data = shared_dir / "data"
+    raw = data / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in (mirror / "FashionMNIST" / "raw").iterdir():
+        shutil.copy(f, raw / f.name)
+        (raw / f.name).chmod(0o644)
+    for d in (raw, raw.parent, data):
+        d.chmod(0o555)  # readable, but cache/ cannot be created
+    out = _as_nobody(LOAD, {"CNNBOOK_DATA_DIR": str(data), "CNNBOOK_OFFLINE": "1"})
+    assert "MESSAGE: permission denied" in out.stdout and str(data) in out.stdout, out
+    assert "Traceback" not in out.stderr
+
+
+def test_a_mirror_with_unreadable_files(shared_dir, mirror):
+    fake = shared_dir / "mirror" / "FashionMNIST" / "raw"
+    fake.mkdir(parents=True)
+    for f in (mirror / "FashionMNIST" / "raw").iterdir():
+        shutil.copy(f, fake / f.name)
+        (fake / f.name).chmod(0o600)  # root's: unreadable to the learner
+    for d in (fake, fake.parent, fake.parent.parent):
+        d.chmod(0o755)
+    (shared_dir / "data").mkdir(mode=0o777)
+    (shared_dir / "data").chmod(0o777)
+    out = _as_nobody(LOAD, {"CNNBOOK_DATA_DIR": str(shared_dir / "data"),
+                            "CNNBOOK_DATA_MIRROR": str(shared_dir / "mirror"),
+                            "CNNBOOK_OFFLINE": "1"})
+    assert "MESSAGE: permission denied" in out.stdout and "mirror" in out.stdout, out
+    assert "Traceback" not in out.stderr
+
+
+def test_an_unwritable_home_fallback_gets_a_message(mirror):
+    # outside a checkout (no data/README.md beside the package) the cache is ~/.cache/cnnbook,
+    # and HOME is /nonexistent for the unprivileged user: copying from the mirror must explain
+    code = ("import cnnbook.data.sources as s\n"
+            "s.__file__ = '/nonexistent/cnnbook/data/sources.py'\n" + LOAD)
+    out = _as_nobody(code, {"CNNBOOK_OFFLINE": "1", "CNNBOOK_DATA_MIRROR": str(mirror)})
+    assert "MESSAGE: permission denied" in out.stdout, out
+    assert "Traceback" not in out.stderr
