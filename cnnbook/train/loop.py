@@ -43,6 +43,7 @@ schedule, history row, plot, callbacks, checkpoint.
 """
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import sys
@@ -354,7 +355,7 @@ def fit(model: nn.Module, train_iter, test_iter=None, epochs: int = 10, lr: floa
         ckpt.save(dict(training_state(model, opt, sched, amp.scaler, callbacks,
                                       (train_iter, test_iter)),
                        fingerprint=run_id, history=history, totals=totals, best=best,
-                       stopped=True, result=rec))
+                       stopped=True, result=json.loads(json.dumps(rec, default=str))))
     path = None
     if record and history:
         path = _write_record(rec, profile, f"{chapter}-{name}" if chapter else name)
@@ -500,7 +501,7 @@ def _record(history, totals, model, device, train_iter, name, chapter, profile, 
         "examples_per_sec": totals["train_examples"] / seconds if seconds > 0 else 0.0,
         "precision": precision, "clip_grad_norm": clip_grad_norm,
         "interrupted": interrupted, "diverged": diverged,
-        "torch": torch.__version__, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "torch": str(torch.__version__), "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         **(extra or {}),
     }
 
