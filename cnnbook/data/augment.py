@@ -145,7 +145,6 @@ class RandomAffine(BatchAugmentation):
         self.scale = _range(scale, "scale", bounds=(1e-3, math.inf))
         self.interpolation = _check_mode(interpolation)
         self.fill = fill
-        self._size = None
 
     def sample(self, n, generator=None, size: tuple[int, int] = (32, 32)):
         h, w = size
