@@ -172,7 +172,7 @@ def _describe_callable(obj) -> str | None:
 
 def fingerprint(model, optimizer, *, epochs: int, lr, name: str, train_iter=None,
                 scheduler=None, precision: str = "fp32", clip_grad_norm=None,
-                loss_fn=None) -> dict:
+                loss_fn=None, callbacks=()) -> dict:
     """What makes a run the same run: compared key by key when a checkpoint is resumed.
 
     Call it before the schedule is built (schedules change the groups' learning rates).
@@ -194,6 +194,9 @@ def fingerprint(model, optimizer, *, epochs: int, lr, name: str, train_iter=None
         "precision": precision,
         "clip_grad_norm": _plain(clip_grad_norm),
         "loss_fn": _describe_callable(loss_fn) if loss_fn is not None else None,
+        # callbacks whose counters are saved must be the same ones, in the same order
+        "stateful_callbacks": [type(cb).__name__ for cb in callbacks
+                               if callable(getattr(cb, "state_dict", None))],
     }
 
 

@@ -230,16 +230,16 @@ def fit(model: nn.Module, train_iter, test_iter=None, epochs: int = 10, lr: floa
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     opt = make_optimizer(optimizer, model, lr, momentum, weight_decay)
     ckpt = Checkpoint(checkpoint) if checkpoint is not None else None
-    run_id = fingerprint(model, opt, epochs=epochs, lr=lr, name=name, train_iter=train_iter,
-                         scheduler=scheduler, precision=amp.name, clip_grad_norm=clip_grad_norm,
-                         loss_fn=loss_fn) if ckpt else None  # before a schedule moves the lrs
+    run_id = None if ckpt is None else fingerprint(   # taken before a schedule moves the lrs
+        model, opt, epochs=epochs, lr=lr, name=name, train_iter=train_iter, scheduler=scheduler,
+        precision=amp.name, clip_grad_norm=clip_grad_norm, loss_fn=loss_fn, callbacks=callbacks)
     sched, per_batch = _make_scheduler(scheduler, opt, epochs, _len(train_iter))
     monitor = "test_acc" if test_iter is not None else "train_loss"  # what best.pt keeps
 
     history: list[dict] = []
     totals = {"train_seconds": 0.0, "train_examples": 0, "wall": 0.0}
-    best, stopped, start = None, False, 1
-    if ckpt and (saved := ckpt.load(device)) is not None:
+    best, start = None, 1
+    if ckpt and (saved := ckpt.load("cpu")) is not None:   # load_state_dict moves to device
         ckpt.check(saved, run_id)   # never mix in another run's checkpoint
         restore_training_state(saved, model, opt, sched, amp.scaler, callbacks,
                                (train_iter, test_iter))
@@ -247,18 +247,27 @@ def fit(model: nn.Module, train_iter, test_iter=None, epochs: int = 10, lr: floa
             rec = saved["result"]
             return FitResult(pd.DataFrame(saved["history"]), rec["seconds"],
                              rec["examples_per_sec"], rec, None, rec["interrupted"])
-        history, totals, best, stopped = saved["history"], saved["totals"], saved["best"], saved["stopped"]
-        start = len(history) + 1
+        history, totals, best = saved["history"], saved["totals"], saved["best"]
+        # go on after the last finished epoch (past the end if a callback had stopped it)
+        start = epochs + 1 if saved["stopped"] else len(history) + 1
     good_weights = _snapshot(model)   # given back if the loss diverges
     live = _in_notebook() if live_plot is None else live_plot
     plot = LivePlot(f"{name} ({profile})") if live else None
     for cb in callbacks:
         call_hook(cb, "on_fit_start", model, opt, history)
 
-    interrupted, first_batch = False, start == 1
     wall_start, wall_before = time.perf_counter(), totals["wall"]
+
+    def save_checkpoint(is_best=False, stopped=False, result=None):
+        totals["wall"] = wall_before + time.perf_counter() - wall_start
+        ckpt.save(dict(training_state(model, opt, sched, amp.scaler, callbacks,
+                                      (train_iter, test_iter)),
+                       fingerprint=run_id, history=history, totals=totals, best=best,
+                       stopped=stopped, result=result), is_best)
+
+    interrupted, first_batch = False, start == 1
     try:
-        for epoch in range(start, epochs + 1 if not stopped else start):
+        for epoch in range(start, epochs + 1):
             model.train()
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device)
@@ -317,20 +326,17 @@ def fit(model: nn.Module, train_iter, test_iter=None, epochs: int = 10, lr: floa
             good_weights = _snapshot(model)
             if plot:
                 plot.update(history)
-            stopped = any([cb(row, model, opt) for cb in callbacks])
+            stopped = any([cb(row, model, opt) for cb in callbacks])   # call them all
             if ckpt:
                 is_best = best is None or _improves(row[monitor], best["value"], monitor)
                 if is_best:
                     best = {"monitor": monitor, "value": row[monitor], "epoch": epoch}
-                totals["wall"] = wall_before + time.perf_counter() - wall_start
-                ckpt.save(dict(training_state(model, opt, sched, amp.scaler, callbacks,
-                                              (train_iter, test_iter)),
-                               fingerprint=run_id, history=history, totals=totals, best=best,
-                               stopped=stopped, result=None), is_best)
+                save_checkpoint(is_best, stopped)
             if stopped:
                 break
     except KeyboardInterrupt:
         interrupted = True   # keep the finished epochs; the model keeps its current weights
+        model.train()        # (Ctrl-C may have come during evaluation)
     except TrainingDiverged as exc:
         model.load_state_dict(good_weights)
         totals["wall"] = wall_before + time.perf_counter() - wall_start
@@ -352,10 +358,7 @@ def fit(model: nn.Module, train_iter, test_iter=None, epochs: int = 10, lr: floa
                   amp.name, clip_grad_norm, {**ended, **(extra or {})},
                   interrupted=interrupted, restored_epoch=ended.get("restored_epoch"))
     if ckpt and not interrupted:   # the finished run: calling fit again returns this
-        ckpt.save(dict(training_state(model, opt, sched, amp.scaler, callbacks,
-                                      (train_iter, test_iter)),
-                       fingerprint=run_id, history=history, totals=totals, best=best,
-                       stopped=True, result=json.loads(json.dumps(rec, default=str))))
+        save_checkpoint(stopped=True, result=json.loads(json.dumps(rec, default=str)))
     path = None
     if record and history:
         path = _write_record(rec, profile, f"{chapter}-{name}" if chapter else name)

@@ -150,6 +150,8 @@ def test_another_model_or_run_is_refused_with_the_difference(tmp_path):
         _run(tmp_path / "run", epochs=2)
     with pytest.raises(CheckpointMismatch, match="optimizer: checkpoint has 'SGD', this run has 'Adam'"):
         _run(tmp_path / "run", epochs=1, optimizer="adam")
+    with pytest.raises(CheckpointMismatch, match="stateful_callbacks"):
+        _run(tmp_path / "run", epochs=1, callbacks=[])
 
 
 def test_differences_lists_each_changed_setting():
