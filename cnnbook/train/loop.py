@@ -245,11 +245,16 @@ def fit(model: nn.Module, train_iter, test_iter=None, epochs: int = 10, lr: floa
                                (train_iter, test_iter))
         if saved["result"] is not None:   # that run had finished: return what it learnt
             rec = saved["result"]
+            if progress:
+                print(f"fit: {ckpt.last} holds this run, finished: returning its result "
+                      "without training (delete the folder to train again)")
             return FitResult(pd.DataFrame(saved["history"]), rec["seconds"],
                              rec["examples_per_sec"], rec, None, rec["interrupted"])
         history, totals, best = saved["history"], saved["totals"], saved["best"]
         # go on after the last finished epoch (past the end if a callback had stopped it)
         start = epochs + 1 if saved["stopped"] else len(history) + 1
+        if progress:
+            print(f"fit: resuming from {ckpt.last} after epoch {len(history)} of {epochs}")
     good_weights = _snapshot(model)   # given back if the loss diverges
     live = _in_notebook() if live_plot is None else live_plot
     plot = LivePlot(f"{name} ({profile})") if live else None

@@ -208,12 +208,22 @@ def test_schedule_factory_per_epoch_and_optimizer_factory(results_dir):
     assert result.history["lr"].tolist() == pytest.approx([0.3, 0.03, 0.003])
 
 
-def test_scheduler_of_another_optimizer_is_refused(results_dir):
+def test_scheduler_of_another_optimizer_or_needing_a_metric_is_refused(results_dir):
     tr, _ = _loaders()
     other = torch.optim.SGD(_model().parameters(), lr=0.1)
     with pytest.raises(ValueError, match="another optimiser"):
         fit(_model(), tr, epochs=1, scheduler=torch.optim.lr_scheduler.StepLR(other, 1),
             device="cpu", progress=False, record=False)
+    with pytest.raises(TypeError, match="ReduceLROnPlateau"):
+        fit(_model(), tr, epochs=1, scheduler=torch.optim.lr_scheduler.ReduceLROnPlateau(other),
+            device="cpu", progress=False, record=False)
+
+    def no_interval(optimizer, epochs, steps):
+        return "not a scheduler"
+
+    with pytest.raises(TypeError, match="returned str"):
+        fit(_model(), tr, epochs=1, scheduler=no_interval, device="cpu", progress=False,
+            record=False)
 
 
 # --- argument checks at the door ---------------------------------------------------------
