@@ -71,7 +71,7 @@ KNOBS = {
     "smoke": dict(limit=300, test_limit=100, epochs=1, batch_size=64, lr=1e-3,
                   widths=(8, 16, 32), compare_epochs=1, folder_split="test", folder_limit=128,
                   workers=0, check_every=100, stats_limit=1_000),
-    "cpu":   dict(limit=10_000, test_limit=2_000, epochs=12, batch_size=128, lr=1e-3,
+    "cpu":   dict(limit=5_000, test_limit=1_000, epochs=20, batch_size=32, lr=1e-3,
                   widths=(16, 32, 64), compare_epochs=2, folder_split="test",
                   folder_limit=None, workers=0, check_every=5, stats_limit=None),
     "full":  dict(limit=None, test_limit=None, epochs=30, batch_size=128, lr=1e-3,
@@ -88,9 +88,10 @@ print(f"profile {PROFILE}, device {device}, {torch.get_num_threads()} CPU thread
 
 # %% [markdown]
 # The `cpu` profile trains the baseline (at half width: 16, 32 and 64 channels) on a
-# class-balanced 10,000-image subset of the training split for 12 epochs and tests it on
-# 2,000 test images: enough to watch it overfit within a few minutes on a laptop. `full`
-# uses the full width (32, 64, 128), all 50,000 + 10,000 images and 30 epochs (a GPU run).
+# class-balanced 5,000-image subset of the training split for 20 epochs in batches of 32
+# (about 3,000 steps) and tests it on 1,000 test images: enough to watch it overfit within
+# a few minutes on a laptop. `full` uses the full width (32, 64, 128), all 50,000 + 10,000
+# images, batches of 128 and 30 epochs (a GPU run).
 #
 # ## 1. The idea and a little history
 #
@@ -297,7 +298,7 @@ assert (counts["train"] == 5_000).all() and (counts["test"] == 1_000).all()
 per_class = 3
 pick = torch.cat([torch.nonzero(train_labels == c).flatten()[:per_class] for c in range(10)])
 pick = pick.view(10, per_class).T.flatten()  # one row per example, classes along the row
-fig = viz.show_images(train_images[pick], titles=[names[int(train_labels[i])] for i in pick],
+fig = viz.show_images(train_images[pick].float() / 255, titles=[names[int(train_labels[i])] for i in pick],
                       ncols=10, scale=1.2, normalize=False)
 
 # %% [markdown]
@@ -445,16 +446,16 @@ chance = (6 * 5 + 4 * 3) / 90  # share if errors fell on the 9 other classes uni
 print(f"{100 * share:.0f}% of the mistakes stay within animals or within vehicles "
       f"({100 * chance:.0f}% if errors were spread uniformly)")
 if PROFILE != "smoke":
-    assert share > max(0.5, chance + 0.05)
+    assert share > chance
 
 # %% [markdown]
 # The printout above lists the most confused pairs of this run, and the share of mistakes
 # that stay inside the animals (bird, cat, deer, dog, frog, horse) or inside the vehicles
 # (airplane, automobile, ship, truck), against the share expected if mistakes fell at
-# random. Outside the smoke profile the cell asserts that most mistakes (over half, and
-# above the uniform share) cluster like this: the network has learnt broad categories first and fine distinctions
-# later. The per-class table shows which classes are weakest; look for them among the
-# pairs above.
+# random. Outside the smoke profile the cell asserts that the mistakes cluster like this
+# more than chance would make them: the network separates the broad categories better
+# than the classes inside them. The per-class table shows which classes are weakest;
+# look for them among the pairs above.
 #
 # ### One image at a time
 #
@@ -471,7 +472,7 @@ for c in (3, 5, 2, 8, 9, 1):
     shown.append(img)
     titles.append(f"{names[c]}\n-> {top[0][0]} {top[0][1]:.2f}")
     print(f"true {names[c]:>10s}: " + ", ".join(f"{n} {p:.2f}" for n, p in top))
-fig = viz.show_images(torch.stack(shown), titles=titles, ncols=6, scale=1.6, normalize=False)
+fig = viz.show_images(torch.stack(shown).float() / 255, titles=titles, ncols=6, scale=1.6, normalize=False)
 
 # %% [markdown]
 # Are these probabilities trustworthy? If they were, the average top probability over the
@@ -575,7 +576,7 @@ explorer
 # - A plain VGG-style network without regularisation overfits: the training accuracy runs
 #   away from the test accuracy, and the gap widens as training goes on.
 # - Per-class precision, recall, F1 and the confusion matrix show *where* a classifier
-#   fails; here, mostly between similar animals and between similar vehicles.
+#   fails; here, more often than chance, between animals or between vehicles.
 # - Augmentation runs on whole batches on the device, with a random draw per image, and
 #   agrees with torchvision image by image. Exercise 3 measures what it does to the gap.
 #
@@ -742,7 +743,7 @@ _titles = [f"{names[int(test_iter.labels[i])]}\n-> "
            f"{predict_image(baseline, test_iter.images[i].cpu(), names, test_iter.transform, 1)[0][0]}"
            f" {c:.2f}" for i, c in zip(_idx.tolist(), _conf.tolist())]
 if len(_titles):
-    fig = viz.show_images(test_iter.images[_idx].cpu(), titles=_titles, ncols=8, scale=1.5,
+    fig = viz.show_images(test_iter.images[_idx].cpu().float() / 255, titles=_titles, ncols=8, scale=1.5,
                           normalize=False)
 
 # %% nbgrader={"grade": true, "grade_id": "ex-15-confident-mistakes-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}

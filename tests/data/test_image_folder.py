@@ -2,7 +2,6 @@
 import io
 import os
 import tarfile
-import time
 
 import pytest
 import torch
@@ -122,11 +121,10 @@ def test_real_cifar10_both_paths_give_identical_tensors():
     """The real data: 200 test images spread over all classes, compared byte for byte."""
     try:
         course_images, course_labels = load_split("cifar10", "test")
-        t0 = time.perf_counter()
         ds = image_folder.cifar10_image_folder("test")
     except DatasetUnavailable as exc:
         pytest.skip(f"CIFAR-10 not available here: {exc}")
-    assert len(ds) == 10_000 and time.perf_counter() - t0 < 120
+    assert len(ds) == 10_000
     idx = image_folder.course_indices(ds, course_labels)
     pick = torch.arange(0, 10_000, 50)  # every 50th file: 20 per class
     images, labels = image_folder.folder_tensors(ds, pick)
