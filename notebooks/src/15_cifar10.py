@@ -350,8 +350,8 @@ print(f"after {len(hist)} epochs: train accuracy {result.train_acc:.3f}, test ac
       f"{hist['test_acc'].max():.3f} at epoch {best_epoch}; "
       f"{result.seconds / 60:.1f} min of training")
 if PROFILE != "smoke":
-    assert final_gap > 0.15, "the baseline should overfit visibly"
-    assert final_gap > float(hist["gap"].iloc[0]) + 0.10, "and the gap should grow"
+    assert final_gap > 0.10, "the baseline should overfit visibly"
+    assert final_gap > float(hist["gap"].iloc[0]) + 0.08, "and the gap should grow"
 
 # %% [markdown]
 # The table and the plot above tell the story of overfitting. In the first epochs both
@@ -360,7 +360,7 @@ if PROFILE != "smoke":
 # (their backgrounds, their exact pixels) instead of learning what generalises. The last
 # line prints the gap in points after the final epoch and the epoch where the test
 # accuracy peaked; in the `cpu` and `full` profiles the cell asserts that the gap exceeds
-# 15 points and grew by at least 10 points since the first epoch. The next three
+# 10 points and grew by at least 8 points since the first epoch. The next three
 # chapters shrink this gap: regularisation (16), normalisation (17) and training recipes
 # (18).
 #
