@@ -30,7 +30,8 @@ argument                    what it does, and where it lives
 
 Failures keep what was learnt. Ctrl-C (``KeyboardInterrupt``) ends training cleanly and
 returns the epochs done so far with ``result.interrupted`` True. A NaN/inf loss raises
-``TrainingDiverged`` naming the learning rate in force at that step; the model gets back
+``TrainingDiverged`` naming the learning rate in force when it was detected (the loss is
+checked every ``check_every`` steps and at each epoch's end); the model gets back
 the weights of the last finished epoch (or its initial ones) and ``exc.result`` holds the
 history so far. A result record that cannot be written is a warning, not an error. Bad
 arguments are refused at the door, and a model with too few outputs for the labels gets a
