@@ -84,12 +84,15 @@ class AugmentationExplorer(Explorer):
 
     def pick(self, klass: str, n_images: int) -> torch.Tensor:
         """The first ``n_images`` images (of class ``klass`` unless "all")."""
-        images = self.images
+        return self.images[self._indices(klass, n_images)]
+
+    def _indices(self, klass: str, n_images: int) -> torch.Tensor:
+        idx = torch.arange(len(self.images))
         if klass != "all":
-            images = images[self.labels == self.class_names.index(klass)]
-            if len(images) == 0:
+            idx = idx[self.labels == self.class_names.index(klass)]
+            if len(idx) == 0:
                 raise ValueError(f"no images of class {klass!r} in this batch")
-        return images[:n_images]
+        return idx[:n_images]
 
     def compute(self, flip, crop, padding, rotate, degrees, jitter, brightness, contrast,
                 saturation, hue, affine, translate, scale, erase, p_erase, seed, n_images,
@@ -100,9 +103,12 @@ class AugmentationExplorer(Explorer):
             saturation=saturation if jitter else 0, hue=hue if jitter else 0,
             translate=translate if affine else 0, scale=tuple(scale) if affine else (1, 1),
             erasing=p_erase if erase else 0)
-        images = self.pick(klass, n_images)
+        idx = self._indices(klass, n_images)
+        images = self.images[idx]
         out = A.preview(images, pipeline, seed=seed, rows=rows)
-        fig = draw_preview(out["original"], out["augmented"], out["change"])
+        titles = ([self.class_names[int(self.labels[i])] for i in idx]
+                  if self.labels is not None and self.class_names else None)
+        fig = draw_preview(out["original"], out["augmented"], out["change"], titles)
         return fig, {"steps": [type(t).__name__ for t in pipeline.transforms],
                      "pipeline": repr(pipeline), "seed": int(seed), "images": len(images),
                      "rows": int(rows), "klass": klass, "change": out["change"],
@@ -120,8 +126,9 @@ def cifar10_examples(per_class: int = 20):
     return images[idx], labels[idx], class_names("cifar10")
 
 
-def draw_preview(original: torch.Tensor, augmented: torch.Tensor, change):
-    """Originals on top, one row per augmented batch, labelled with its mean change."""
+def draw_preview(original: torch.Tensor, augmented: torch.Tensor, change, titles=None):
+    """Originals on top (titled with their classes if given), one row per augmented batch,
+    labelled with its mean change."""
     rows, n = augmented.shape[0] + 1, original.shape[0]
     fig, axes = plt.subplots(rows, n, figsize=(1.3 * n + 1.2, 1.3 * rows), squeeze=False)
     for r in range(rows):
@@ -131,6 +138,8 @@ def draw_preview(original: torch.Tensor, augmented: torch.Tensor, change):
             ax.imshow(batch[k].permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
+            if r == 0 and titles is not None:
+                ax.set_title(titles[k], fontsize=8)
         axes[r, 0].set_ylabel("original" if r == 0 else f"aug {r}\nΔ {change[r - 1]:.3f}",
                               fontsize=8)
     fig.tight_layout()
