@@ -113,13 +113,13 @@ def _same_run(model_a, result_a, model_b, result_b):
 
 
 def test_interrupted_then_resumed_equals_uninterrupted_bit_for_bit(tmp_path):
-    ref_model, ref = _run(None)
+    ref_model, ref = _run(None, epochs=3)
     steps = 6                                     # 192 / 32 training steps per epoch
-    model, part = _run(tmp_path / "run", interrupt_at=2 * steps + 4)   # in epoch 3
-    assert part.interrupted and len(part.history) == 2
+    model, part = _run(tmp_path / "run", interrupt_at=steps + 4, epochs=3)   # in epoch 2
+    assert part.interrupted and len(part.history) == 1
     assert (tmp_path / "run" / "last.pt").exists() and (tmp_path / "run" / "best.pt").exists()
-    model, resumed = _run(tmp_path / "run")       # a fresh model and loaders: resumes at 3
-    assert model.calls == 2 * steps               # trained only epochs 3 and 4
+    model, resumed = _run(tmp_path / "run", epochs=3)   # fresh model and loaders: resumes at 2
+    assert model.calls == 2 * steps               # trained only epochs 2 and 3
     _same_run(ref_model, ref, model, resumed)
 
 
