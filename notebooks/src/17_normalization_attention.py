@@ -74,8 +74,8 @@ KNOBS = {
                   att_depth=8, att_batch=16, att_budget_s=None, att_steps=1, att_evals=1,
                   probe_steps=1),
     "cpu":   dict(noise_pool=512, noise_trials=200, small_batches=(2, 4, 8), normal_batch=32,
-                  norm_images=2_560, norm_groups=8, train_limit=None, test_limit=2_000,
-                  att_depth=8, att_batch=128, att_budget_s=45, att_steps=None, att_evals=3,
+                  norm_images=1_920, norm_groups=8, train_limit=None, test_limit=2_000,
+                  att_depth=8, att_batch=128, att_budget_s=40, att_steps=None, att_evals=3,
                   probe_steps=6),
     "full":  dict(noise_pool=2_048, noise_trials=500, small_batches=(2, 4, 8), normal_batch=32,
                   norm_images=50_000, norm_groups=8, train_limit=None, test_limit=None,
@@ -92,9 +92,10 @@ chapter_start = time.perf_counter()
 
 # %% [markdown]
 # The `cpu` profile keeps every experiment but shortens it: the batch-size comparison
-# trains each network on 2,560 images (about 5% of an epoch), and each attention variant
-# gets 45 seconds of training. That is enough to see batch norm's small-batch problem and
-# the cost of attention; it is far too short to measure the accuracy SE and CBAM add on a
+# trains each network on 1,920 images (4% of an epoch), and each attention variant gets
+# 40 seconds of training. That is enough to measure the noise of batch statistics and
+# the cost of attention, and gives a first look at BN vs GN with tiny batches; it is far
+# too short to measure the accuracy SE and CBAM add on a
 # converged network (about one percentage point in the papers), which is what the `full`
 # profile (ResNet-20, ten minutes per variant on a GPU) is for.
 #
