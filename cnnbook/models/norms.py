@@ -352,10 +352,12 @@ def batch_statistics_noise(features: torch.Tensor, batch_sizes: Sequence[int], t
     pool_std = pool_std.clamp_min(1e-12)
     out = {}
     for b in batch_sizes:
-        idx = torch.stack([torch.randperm(m, generator=gen)[:b] for _ in range(trials)])
-        batches = x[idx.flatten()].view(trials, b, *x.shape[1:])          # (T, B, C, H, W)
-        mean = batches.mean(dim=(1, 3, 4))                                  # (T, C)
-        std = batches.var(dim=(1, 3, 4), unbiased=False).sqrt()
+        means, stds = [], []
+        for _ in range(trials):  # one batch at a time: memory stays at one batch
+            batch = x[torch.randperm(m, generator=gen)[:b]]
+            means.append(batch.mean(dim=(0, 2, 3)))
+            stds.append(batch.var(dim=(0, 2, 3), unbiased=False).sqrt())
+        mean, std = torch.stack(means), torch.stack(stds)                   # (T, C)
         out[int(b)] = {"mean_noise": (mean.std(dim=0) / pool_std).mean().item(),
                        "std_noise": (std.std(dim=0) / pool_std).mean().item()}
     return out
