@@ -127,13 +127,17 @@ def set_rng_state(state: dict) -> None:
 
 
 def loader_state(loader) -> dict | None:
-    """A loader's own random state: its ``state_dict()``, or its torch ``generator``."""
+    """A loader's own random state: its ``state_dict()``, or its torch ``generator``, or
+    that of the loader it wraps (``.loader``, as mixup's ``BatchMixer.wrap`` keeps it)."""
     if loader is None:
         return None
     if callable(getattr(loader, "state_dict", None)):
         return loader.state_dict()
     gen = getattr(loader, "generator", None)  # a torch DataLoader(generator=...)
-    return {"generator": gen.get_state()} if isinstance(gen, torch.Generator) else None
+    if isinstance(gen, torch.Generator):
+        return {"generator": gen.get_state()}
+    inner = getattr(loader, "loader", None)
+    return loader_state(inner) if inner is not None and inner is not loader else None
 
 
 def set_loader_state(loader, state: dict | None) -> None:
@@ -143,6 +147,8 @@ def set_loader_state(loader, state: dict | None) -> None:
         loader.load_state_dict(state)
     elif isinstance(getattr(loader, "generator", None), torch.Generator):
         loader.generator.set_state(state["generator"])
+    elif getattr(loader, "loader", None) is not None and loader.loader is not loader:
+        set_loader_state(loader.loader, state)
 
 
 # --- fingerprint ---------------------------------------------------------------------------

@@ -12,8 +12,8 @@ from torch import nn
 from cnnbook import seed_everything
 from cnnbook.data import BatchTransform, TensorLoader
 from cnnbook.train import CheckpointMismatch, EarlyStopping, fit, optim, schedules
-from cnnbook.train.checkpoint import (Checkpoint, atomic_save, differences, rng_state,
-                                      set_rng_state)
+from cnnbook.train.checkpoint import (Checkpoint, atomic_save, differences, loader_state,
+                                      rng_state, set_loader_state, set_rng_state)
 
 
 def test_atomic_save_mode_follows_the_umask_and_leaves_no_temporary(tmp_path):
@@ -51,6 +51,29 @@ def test_rng_state_round_trip():
     got = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
     assert got[2] == expected[2]
+
+
+class _Wrapper:
+    """A loader wrapping another one, as mixup's ``BatchMixer.wrap`` does."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __iter__(self):
+        return iter(self.loader)
+
+
+def test_loader_state_of_a_torch_dataloader_and_of_a_wrapped_loader():
+    data = torch.utils.data.TensorDataset(torch.arange(20.0))
+    dl = torch.utils.data.DataLoader(data, batch_size=5, shuffle=True,
+                                     generator=torch.Generator().manual_seed(1))
+    tl, _ = _loaders()
+    for loader in (dl, _Wrapper(tl)):
+        state = loader_state(loader)
+        first = [b[-1].tolist() for b in loader]
+        set_loader_state(loader, state)
+        assert [b[-1].tolist() for b in loader] == first
+    assert loader_state(_Wrapper([1, 2])) is None and loader_state(None) is None
 
 
 def test_checkpoint_path_must_be_a_folder(tmp_path):
