@@ -544,7 +544,7 @@ def train_variant(name, model_kw=None, weight_decay=0.0, smoothing=0.0, augment=
         train_iter, loss_fn = mixer.wrap(train_iter), mixer.loss
     result = cnnbook.fit(model, train_iter, test, epochs=cfg.epochs, lr=cfg.lr, optimizer=opt,
                          scheduler=sched, loss_fn=loss_fn, name=name, chapter="16",
-                         progress=False, live_plot=False)
+                         profile=PROFILE, progress=False, live_plot=False)
     train_acc = cnnbook.evaluate(model, train_plain, device)["acc"]
     test_acc = cnnbook.evaluate(model, test, device)["acc"]
     return model, result, {"train acc": train_acc, "test acc": test_acc,
