@@ -76,7 +76,7 @@ KNOBS = {
     "cpu":   dict(noise_pool=512, noise_trials=200, small_batches=(2, 4, 8), normal_batch=32,
                   norm_images=1_920, norm_groups=8, train_limit=None, test_limit=2_000,
                   att_depth=8, att_batch=128, att_budget_s=40, att_steps=None, att_evals=3,
-                  probe_steps=6),
+                  probe_steps=2),
     "full":  dict(noise_pool=2_048, noise_trials=500, small_batches=(2, 4, 8), normal_batch=32,
                   norm_images=50_000, norm_groups=8, train_limit=None, test_limit=None,
                   att_depth=20, att_batch=128, att_budget_s=600, att_steps=None, att_evals=10,
