@@ -306,17 +306,21 @@ acc = dict(zip(sched_table["run"], sched_table["final test acc"]))
 decaying = max(acc["warm-up + cosine"], acc["one-cycle"])
 print(f"constant lr: {acc['constant']:.3f}; best schedule that decays to ~0: {decaying:.3f} "
       f"({100 * (decaying - acc['constant']):+.1f} points)")
+print("on this budget the annealed schedules", "beat" if decaying > acc["constant"] else
+      "did not beat", "the constant lr")
 if PROFILE != "smoke":
-    # the claim of this section: ending at a small lr beats staying at the peak
+    # measured while writing: one-cycle 0.42 vs constant 0.26 in the cpu profile
     assert decaying > acc["constant"], "a schedule that anneals should beat a constant lr"
 
 # %% [markdown]
-# What the numbers show (printed above): a schedule that *ends* at a small learning rate
-# beats the constant one. Much of the gain appears in the last stretch of training, when
-# the small steps let the weights settle into the bottom of the valley that the large
-# steps found; with a constant lr the final weights keep bouncing around it. Between the
-# decaying schedules the differences on a short budget are small; the speed run below uses
-# a one-cycle-like linear warm-up and linear decay, as Page and Jordan do.
+# What to look for in the numbers printed above: whether a schedule that *ends* at a small
+# learning rate beats the constant one on this budget. On full-length runs it does, clearly
+# (it is why every modern recipe anneals): the small final steps let the weights settle into
+# the bottom of the valley that the large steps found, while with a constant lr the final
+# weights keep bouncing around it. On a run of a few dozen steps, as in the `cpu` profile,
+# warm-up eats a large share of the budget and the ranking can come out either way; the
+# cell says which it was. The speed run below uses a one-cycle-like linear warm-up and
+# linear decay, as Page and Jordan do.
 #
 # ## 6. Mixed precision, measured on this machine
 #
@@ -395,10 +399,11 @@ prec_acc = summary(prec_runs)
 print(prec_acc.to_string(index=False))
 
 # %% [markdown]
-# The two accuracies (printed above) differ by about as much as two seeds of the same run
-# would: bf16 keeps float32's exponent range, so nothing overflows or underflows, and the
-# weights are updated in float32. Mixed precision is a *speed* question; on this CPU it is
-# a question of matrix multiplies only.
+# Compare the two accuracies printed above. bf16 keeps float32's exponent range, so nothing
+# overflows or underflows, and the weights and their updates stay in float32: there is no
+# reason for bf16 to cost accuracy, and a difference of a point on a run this short is
+# within the noise between two seeds of the same run. Mixed
+# precision is a *speed* question, and the table above answers it for this machine.
 #
 # ## 7. The sources' recipe in one call: AdamW, warm-up + cosine, AMP, clipping, early stopping
 #
