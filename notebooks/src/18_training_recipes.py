@@ -168,7 +168,7 @@ def run(name, **kwargs):
     cnnbook.seed_everything(0)
     kwargs.setdefault("epochs", cfg.epochs)
     return cnnbook.fit(fresh_model(), train_iter, test_iter, name=name, chapter="18",
-                       progress=False, live_plot=False, **kwargs)
+                       profile=PROFILE, progress=False, live_plot=False, **kwargs)
 
 
 def summary(results):
@@ -619,7 +619,7 @@ speed = cnnbook.fit(speed_model, run_train, run_test, epochs=run_epochs, lr=cfg.
                     scheduler=schedules.one_cycle(pct_start=0.25, anneal_strategy="linear",
                                                   cycle_momentum=False),
                     loss_fn=nn.CrossEntropyLoss(label_smoothing=0.2), precision="auto",
-                    name="speedrun-resnet9", chapter="18")
+                    name="speedrun-resnet9", chapter="18", profile=PROFILE)
 print(speed.history.round(4).to_string(index=False))
 
 # %% [markdown]
