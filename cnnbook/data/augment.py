@@ -58,9 +58,15 @@ def _range(value, name: str, center: float | None = None, bounds=(-math.inf, mat
 
 
 class BatchAugmentation:
-    """Base class: ``__call__`` = ``apply(x, sample(len(x), generator))``."""
+    """Base class: ``__call__`` = ``apply(x, sample(len(x), generator, size=(H, W)))``.
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> dict:
+    ``sample`` draws every image's random parameters (``size`` is the images' height and
+    width, for the transforms whose parameters depend on it); ``apply`` uses them, so a
+    test can apply torchvision's transform with exactly the same parameters.
+    """
+
+    def sample(self, n: int, generator: torch.Generator | None = None,
+               size: tuple[int, int] = (32, 32)) -> dict:
         raise NotImplementedError
 
     def apply(self, x: torch.Tensor, params: dict) -> torch.Tensor:
@@ -69,8 +75,8 @@ class BatchAugmentation:
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if x.ndim != 4 or not x.is_floating_point():
             raise ValueError(f"expected a float batch (N, C, H, W), got {tuple(x.shape)} {x.dtype}")
-        params = {k: v.to(x.device) for k, v in self.sample(x.shape[0], generator).items()}
-        return self.apply(x, params)
+        params = self.sample(x.shape[0], generator, size=tuple(x.shape[-2:]))
+        return self.apply(x, {k: v.to(x.device) for k, v in params.items()})
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -122,7 +128,7 @@ class RandomRotation(BatchAugmentation):
         self.interpolation = _check_mode(interpolation)
         self.fill = fill
 
-    def sample(self, n, generator=None):
+    def sample(self, n, generator=None, size=None):
         return {"angle": _uniform(n, *self.degrees, generator)}
 
     def apply(self, x, params):
@@ -153,12 +159,6 @@ class RandomAffine(BatchAugmentation):
         dy = torch.round(_uniform(n, -self.translate * h, self.translate * h, generator))
         scale = _uniform(n, *self.scale, generator)
         return {"angle": angle, "translate": torch.stack([dx, dy], 1), "scale": scale}
-
-    def __call__(self, x, generator=None):
-        if x.ndim != 4 or not x.is_floating_point():
-            raise ValueError(f"expected a float batch (N, C, H, W), got {tuple(x.shape)} {x.dtype}")
-        params = self.sample(x.shape[0], generator, size=tuple(x.shape[-2:]))
-        return self.apply(x, {k: v.to(x.device) for k, v in params.items()})
 
     def apply(self, x, params):
         return affine(x, params["angle"], params["translate"], params["scale"],
@@ -267,7 +267,7 @@ class ColorJitter(BatchAugmentation):
         self.saturation = _range(saturation, "saturation", 1.0, bounds=(0, math.inf))
         self.hue = _range(hue, "hue", bounds=(-0.5, 0.5))
 
-    def sample(self, n, generator=None):
+    def sample(self, n, generator=None, size=None):
         order = torch.argsort(torch.rand(n, 4, generator=generator, device=_gen_device(generator)), 1)
         params = {name: _uniform(n, *getattr(self, name), generator) for name, _ in COLOR_OPS}
         params["order"] = order
@@ -323,12 +323,6 @@ class RandomErasing(BatchAugmentation):
         i = torch.floor(u[:, 0] * (h_img - h + 1)).clamp(max=h_img - h)
         j = torch.floor(u[:, 1] * (w_img - w + 1)).clamp(max=w_img - w)
         return {"erase": erase, "i": i.long(), "j": j.long(), "h": h.long(), "w": w.long()}
-
-    def __call__(self, x, generator=None):
-        if x.ndim != 4 or not x.is_floating_point():
-            raise ValueError(f"expected a float batch (N, C, H, W), got {tuple(x.shape)} {x.dtype}")
-        params = self.sample(x.shape[0], generator, size=tuple(x.shape[-2:]))
-        return self.apply(x, {k: v.to(x.device) for k, v in params.items()})
 
     def apply(self, x, params):
         n, c, hh, ww = x.shape
