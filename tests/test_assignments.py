@@ -20,6 +20,19 @@ def _src(cell):
     return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
 
 
+def _without_hidden_tests(source: str) -> str:
+    """The test cell as a student sees it: nbgrader drops the hidden-tests block, markers included."""
+    kept, hidden = [], False
+    for line in source.splitlines():
+        if line.strip() == "### BEGIN HIDDEN TESTS":
+            hidden = True
+        elif line.strip() == "### END HIDDEN TESTS":
+            hidden = False
+        elif not hidden:
+            kept.append(line)
+    return "\n".join(kept).rstrip()
+
+
 def test_student_versions_hide_solutions_and_lock_tests(tmp_path):
     tool = _tool()
     released = tool.generate(tmp_path / "course")
@@ -35,7 +48,9 @@ def test_student_versions_hide_solutions_and_lock_tests(tmp_path):
             if meta.get("solution"):
                 assert "raise NotImplementedError()" in _src(s), f"{path.name}: {meta['grade_id']}"
             elif meta.get("grade"):
-                assert _src(s) == _src(t) and s["metadata"]["nbgrader"]["locked"] is True
+                assert "HIDDEN TESTS" not in _src(s), f"{path.name}: {meta['grade_id']}"
+                assert _src(s).rstrip() == _without_hidden_tests(_src(t))
+                assert s["metadata"]["nbgrader"]["locked"] is True
                 assert s["metadata"].get("editable") is False
             else:
                 assert _src(s) == _src(t)  # the lesson itself is handed out unchanged
