@@ -223,8 +223,10 @@ fig.tight_layout()
 #
 # What is lost? A standard convolution can learn any joint spatial-and-channel filter; the
 # separable one only those that factor into "filter each channel, then mix". The bet of
-# Xception and MobileNet is that real networks do not need the rest, and the ImageNet
-# numbers above say the bet costs about one point of accuracy for a 27x cheaper network.
+# Xception and MobileNet is that real networks do not need the rest. The MobileNet paper
+# measures the bet directly (its Table 4): the same network reaches 71.7% ImageNet top-1
+# built from full 3x3 convolutions and 70.6% built from separable ones, for 4,866 against
+# 569 million multiply-adds: about one point of accuracy for 8.6 times less work.
 #
 # ## 3. MobileNet V1
 #

@@ -274,8 +274,9 @@ print(f"ResNet-50, same layers, two recipes: V1 {v1['acc1']:.1f}%, V2 {v2['acc1'
 # The course's networks line up along a rising frontier, and the frontier moves left
 # over time: each generation reaches a given accuracy with fewer multiply-adds than the
 # one before. AlexNet sits alone at the bottom; VGG buys its accuracy with an enormous
-# amount of work; GoogLeNet and ResNet-18 reach VGG's accuracy at a fraction of its
-# cost; the MobileNets reach it at a fraction of *theirs*. Exercise 3 asks you to find the
+# amount of work; GoogLeNet and ResNet-18 match the smallest VGG, VGG-11, at a fraction
+# of its cost (VGG-16 stays ahead of both in the table above); the MobileNets reach the
+# same level at a fraction of *their* cost. Exercise 3 asks you to find the
 # networks on the frontier exactly.
 #
 # Two cautions. First, these are torchvision's weights, trained with its own recipes. The
