@@ -127,3 +127,23 @@ def predict_image(model: nn.Module, image: torch.Tensor, class_names: Sequence[s
     top = torch.topk(probs, min(k, len(class_names)))
     return [(str(class_names[i]), float(p))
             for p, i in zip(top.values.tolist(), top.indices.tolist())]
+
+
+@torch.no_grad()
+def mean_confidence(model: nn.Module, data_iter) -> float:
+    """Mean largest softmax probability over ``data_iter``, in eval mode (mode restored).
+
+    A calibrated model's mean confidence equals its accuracy; an overconfident one's is
+    higher (chapters 15 and 16 compare the two).
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, n = 0.0, 0
+    for X, _ in data_iter:
+        total += model(X.to(device)).float().softmax(dim=1).amax(dim=1).sum().item()
+        n += len(X)
+    model.train(was_training)
+    if n == 0:
+        raise ValueError("mean_confidence() got an empty data iterator")
+    return total / n

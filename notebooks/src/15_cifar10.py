@@ -56,7 +56,8 @@ from cnnbook.models.cifar_baseline import CifarBaseline
 from cnnbook.profiling import count_macs, count_params
 from cnnbook.summary import show_source
 from cnnbook.train import predict
-from cnnbook.train.metrics import classification_report, confusion_matrix, predict_image
+from cnnbook.train.metrics import (classification_report, confusion_matrix, mean_confidence,
+                                   predict_image)
 from cnnbook.widgets.augmentation import AugmentationExplorer
 
 # %% tags=["parameters"]
@@ -479,11 +480,7 @@ fig = viz.show_images(torch.stack(shown).float() / 255, titles=titles, ncols=6, 
 # test images would match the accuracy:
 
 # %%
-with torch.no_grad():
-    baseline.eval()
-    top_prob = torch.cat([torch.softmax(baseline(X), 1).max(1).values for X, _ in test_iter])
-    baseline.train()
-mean_conf = top_prob.mean().item()
+mean_conf = mean_confidence(baseline, test_iter)
 print(f"mean top probability {mean_conf:.3f}, accuracy {result.test_acc:.3f}")
 if PROFILE != "smoke":
     assert mean_conf > result.test_acc

@@ -59,6 +59,7 @@ from cnnbook.regularization.resnet import RegResidual, small_resnet
 from cnnbook.regularization.stochastic_depth import linear_drop_rates, stochastic_depth
 from cnnbook.regularization.weight_decay import adam_step, sgd_step
 from cnnbook.summary import show_source
+from cnnbook.train.metrics import mean_confidence
 from cnnbook.widgets.regularization import DropBlockExplorer, default_feature_maps
 
 # %% tags=["parameters"]
@@ -514,16 +515,6 @@ plt.show()
 # %%
 print(small_resnet(cfg.blocks, dropout=cfg.dropout, drop_block=cfg.drop_block,
                    block_size=cfg.block_size, stochastic_depth=cfg.drop_path))
-
-@torch.no_grad()
-def mean_confidence(model, data_iter):
-    """Mean largest softmax probability of ``model`` over ``data_iter`` (evaluation mode)."""
-    model.eval()
-    total, n = 0.0, 0
-    for X, _ in data_iter:
-        total += model(X.to(device)).softmax(dim=1).amax(dim=1).sum().item()
-        n += len(X)
-    return total / n
 
 def train_variant(name, model_kw=None, weight_decay=0.0, smoothing=0.0, augment=False,
                   mix=None, recipe=None):

@@ -136,3 +136,20 @@ def test_predict_image_with_loader_transform_and_callable():
         predict_image(model, img[None], NAMES)
     with pytest.raises(ValueError, match="class names"):
         predict_image(model, img, NAMES[:3])
+
+
+def test_mean_confidence_is_the_mean_top_softmax_probability_in_eval_mode():
+    import torch
+    from torch import nn
+
+    from cnnbook.train.metrics import mean_confidence
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.Dropout(0.5))
+    X = torch.randn(10, 4)
+    batches = [(X[:6], None), (X[6:], None)]
+    model.train()
+    with torch.no_grad():
+        expected = torch.softmax(model[0](X), 1).max(1).values.mean().item()  # no dropout
+    assert abs(mean_confidence(model, batches) - expected) < 1e-6
+    assert model.training  # mode restored
