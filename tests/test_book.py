@@ -48,6 +48,30 @@ def test_publish_then_table_reads_the_published_records(book, results_dir):
     assert "| 06_alexnet | alexnet (3 ep) | 0.850 | 2.0 | 4.0 |" in book.table("cpu").splitlines()
 
 
+def test_a_partial_run_keeps_the_other_chapters_published_times(book, results_dir, tmp_path):
+    """`--only 15` re-runs one chapter: the table and the published timings still list the
+    chapters it did not run, with their published times."""
+    _run("alexnet", "06", 0.85, 120.0)
+    (results_dir / "cpu" / "_timings.json").write_text(json.dumps(
+        {"06_alexnet": {"seconds": 240.0, "status": "ok"},
+         "07_vgg": {"seconds": 60.0, "status": "ok"}}))
+    book.publish_profile("cpu")
+    for path in (results_dir / "cpu").glob("*.json"):
+        path.unlink()
+    _run("cifar_baseline", "15", 0.5, 60.0)
+    (results_dir / "cpu" / "_timings.json").write_text(json.dumps(
+        {"07_vgg": {"seconds": 120.0, "status": "ok"},
+         "15_cifar10": {"seconds": 300.0, "status": "ok"}}))
+    lines = book.table("cpu").splitlines()
+    assert "| 06_alexnet | alexnet (3 ep) | 0.850 | 2.0 | 4.0 |" in lines
+    assert "| 07_vgg | (no training) | | | 2.0 |" in lines
+    assert "| 15_cifar10 | cifar_baseline (3 ep) | 0.500 | 1.0 | 5.0 |" in lines
+    book.publish_profile("cpu")
+    published = json.loads((tmp_path / "published" / "cpu" / "_timings.json").read_text())
+    assert sorted(published) == ["06_alexnet", "07_vgg", "15_cifar10"]
+    assert published["07_vgg"]["seconds"] == 120.0
+
+
 def test_readme_table_is_replaced_between_the_markers(book, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{book.START}\nold table\n{book.END}\noutro\n")

@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cnnbook.files import atomic_write  # noqa: E402
 from cnnbook.results import collect, publish, published_dir, results_dir  # noqa: E402
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -59,21 +60,24 @@ def run_notebooks(profile: str, only: list[str]) -> dict:
     return timings
 
 
+def _timings_in(folder: Path) -> dict:
+    path = folder / "_timings.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def read_timings(profile: str) -> dict:
-    """Notebook wall times: this machine's, else the published ones."""
-    for folder in (results_dir(profile), published_dir(profile)):
-        path = folder / "_timings.json"
-        if path.exists():
-            return json.loads(path.read_text())
-    return {}
+    """Notebook wall times: the published ones, each replaced by this machine's where it ran
+    that chapter (a run with ``--only 15`` keeps every other chapter's published time)."""
+    return {**_timings_in(published_dir(profile)), **_timings_in(results_dir(profile))}
 
 
 def publish_profile(profile: str) -> None:
-    """Copy the records and timings of a real profile to the tracked results/ folder."""
+    """Copy the records and timings of a real profile to the tracked results/ folder; the
+    published timings of chapters this machine did not run are kept."""
     copied = publish(profile)
-    timings = results_dir(profile) / "_timings.json"
-    if timings.exists():
-        (published_dir(profile) / "_timings.json").write_text(timings.read_text())
+    if (results_dir(profile) / "_timings.json").exists():
+        text = json.dumps(read_timings(profile), indent=2, sort_keys=True) + "\n"
+        atomic_write(published_dir(profile) / "_timings.json", lambda tmp: tmp.write_text(text))
     print(f"published {len(copied)} records to {published_dir(profile)}")
 
 
