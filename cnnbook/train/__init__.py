@@ -15,6 +15,6 @@ __all__ = ["FitResult", "LivePlot", "TrainingDiverged", "accuracy_count", "evalu
            "init_weights", "make_optimizer", "predict"]
 __all__ += ["classification_report", "confusion_matrix", "predict_image"]
 __all__ += ["LRFinderResult", "lr_find", "optim", "schedules"]
-from cnnbook.train.callbacks import Callback, EarlyStopping  # noqa: E402
+from cnnbook.train.callbacks import Callback, EarlyStopping, Lookahead  # noqa: E402
 from cnnbook.train.checkpoint import CheckpointMismatch  # noqa: E402
-__all__ += ["Callback", "CheckpointMismatch", "EarlyStopping"]
+__all__ += ["Callback", "CheckpointMismatch", "EarlyStopping", "Lookahead"]

@@ -14,6 +14,8 @@ A callback that needs more subclasses ``Callback`` and overrides any of these ho
 
 - ``on_fit_start(model, optimizer, history)``: before the first epoch (``history`` is the
   list of rows already done, non-empty when a run resumes from a checkpoint);
+- ``on_batch_end(model, optimizer)``: after every optimiser step (and the per-batch
+  schedule step), for what acts on the weights during an epoch (``Lookahead``);
 - ``on_fit_end(model, optimizer, history)``: once training ends (finished, stopped by a
   callback, or interrupted with Ctrl-C); may return a dict that ``fit`` adds to the
   result record, and a key ``"restored_epoch"`` tells ``fit`` which epoch's weights the
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import nn
 
 
@@ -121,6 +124,61 @@ class EarlyStopping(Callback):
         self.best_state = state["best_state"]
 
 
+class Lookahead(Callback):
+    """Pull the weights back to a slow moving average every few steps (airbench's lookahead).
+
+    Every ``every`` optimiser steps, the average moves toward the current weights,
+    ``avg += (1 - decay) * (w - avg)``, and the weights are set to it, ``w = avg``. The decay
+    grows as ``max_decay * (step / total_steps) ** power``: early in training (decay ~ 0) the
+    fast weights are left alone; late, when the learning rate is small and the weights only
+    jitter around a minimum, averaging removes the jitter. After the last step the model holds
+    the average. This is the schedule of Jordan's airbench (2024); Zhang et al.'s Lookahead
+    optimiser (2019) uses a fixed interpolation instead. Batch-norm running statistics, being
+    floating-point state, are averaged along with the weights, as airbench does.
+
+    ``total_steps``: the run's optimiser steps (epochs x batches per epoch).
+    """
+
+    def __init__(self, total_steps: int, every: int = 5, max_decay: float = 0.95 ** 5,
+                 power: float = 3.0):
+        if int(total_steps) < 1 or int(every) < 1:
+            raise ValueError("total_steps and every must be positive")
+        if not 0 <= max_decay < 1:
+            raise ValueError(f"max_decay must be in [0, 1), got {max_decay}")
+        self.total_steps, self.every = int(total_steps), int(every)
+        self.max_decay, self.power = float(max_decay), float(power)
+        self.step, self.average = 0, None
+
+    def decay(self, step: int) -> float:
+        """The averaging weight at ``step``: ``max_decay * (step / total_steps) ** power``."""
+        return self.max_decay * min(step / self.total_steps, 1.0) ** self.power
+
+    def _tensors(self, model: nn.Module) -> dict:
+        return {k: v for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    def on_fit_start(self, model: nn.Module, optimizer, history: list[dict]) -> None:
+        if self.average is None:   # a resumed run keeps the average from its checkpoint
+            self.average = {k: v.detach().clone() for k, v in self._tensors(model).items()}
+
+    @torch.no_grad()
+    def on_batch_end(self, model: nn.Module, optimizer) -> None:
+        self.step += 1
+        last = self.step == self.total_steps
+        if self.step % self.every and not last:
+            return
+        decay = 1.0 if last else self.decay(self.step)   # last step: the weights = the average
+        for name, w in self._tensors(model).items():
+            avg = self.average[name]
+            avg.lerp_(w, 1 - decay)
+            w.copy_(avg)
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "average": self.average}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step, self.average = state["step"], state["average"]
+
+
 def as_callbacks(callbacks) -> list:
     """``fit``'s ``callbacks`` argument as a list (one callable alone is accepted too)."""
     if callbacks is None:
@@ -144,4 +202,4 @@ def call_hook(cb, hook: str, *args):
     return method(*args) if callable(method) else None
 
 
-__all__ = ["Callback", "EarlyStopping", "as_callbacks", "call_hook"]
+__all__ = ["Callback", "EarlyStopping", "Lookahead", "as_callbacks", "call_hook"]

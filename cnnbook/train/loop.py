@@ -261,6 +261,8 @@ def fit(model: nn.Module, train_iter, test_iter=None, epochs: int = 10, lr: floa
     plot = LivePlot(f"{name} ({profile})") if live else None
     for cb in callbacks:
         call_hook(cb, "on_fit_start", model, opt, history)
+    batch_hooks = [cb.on_batch_end for cb in callbacks
+                   if callable(getattr(cb, "on_batch_end", None))]
 
     wall_start, wall_before = time.perf_counter(), totals["wall"]
 
@@ -299,6 +301,8 @@ def fit(model: nn.Module, train_iter, test_iter=None, epochs: int = 10, lr: floa
                 amp.step(opt)
                 if per_batch:
                     sched.step()
+                for hook in batch_hooks:
+                    hook(model, opt)
                 with torch.no_grad():
                     loss_sum += loss.detach().float() * len(y)
                     correct += accuracy_count(logits, y)
