@@ -5,5 +5,6 @@ controls, calls those functions, and shows the result as a PNG. Tests drive them
 setting a control's ``.value`` and reading ``explorer.state``.
 """
 from cnnbook.widgets.base import Explorer, bounded_slider, figure_to_png
+from cnnbook.widgets.feature_maps import FeatureMapExplorer
 
-__all__ = ["Explorer", "bounded_slider", "figure_to_png"]
+__all__ = ["Explorer", "FeatureMapExplorer", "bounded_slider", "figure_to_png"]

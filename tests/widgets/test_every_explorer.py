@@ -22,9 +22,22 @@ from cnnbook.widgets.base import Explorer
 # explorers that need arguments (or would be slow at their defaults): how to build a small one
 FACTORIES: dict[str, callable] = {
     "AugmentationExplorer": lambda cls: cls(n_images=2, rows=1),
+    "FeatureMapExplorer": lambda cls: _feature_map_explorer(cls),
     "GaborExplorer": lambda cls: cls(size=48),
     "KernelEditor": lambda cls: cls(size=48),
 }
+
+
+def _feature_map_explorer(cls):
+    """An untrained LeNet-5 on 20 random grey images (the explorer needs a model and data)."""
+    import torch
+
+    from cnnbook.models.lenet import lenet5
+
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (20, 1, 28, 28), dtype=torch.uint8)
+    return cls(lenet5(), images, labels=torch.arange(20) % 10,
+               class_names=[f"class {i}" for i in range(10)])
 
 
 def explorer_classes() -> list[type]:
