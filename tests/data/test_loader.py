@@ -99,3 +99,88 @@ def test_state_dict_restores_the_next_epochs_shuffle_and_augmentation():
     assert all(torch.equal(x, ex) and torch.equal(y, ey) for (x, y), (ex, ey) in zip(got, expected))
     fresh = TensorLoader(images, labels, 8, shuffle=True, transform=t, train=True, device="cpu", seed=5)
     assert not all(torch.equal(y, ey) for (_, y), (_, ey) in zip(fresh, expected))
+
+
+# --- every example exactly once, told apart by a unique id --------------------------------
+
+def _numbered(n, s=4):
+    """Example i is an image filled with the value i and has the label i: ids are unique."""
+    ids = torch.arange(n)
+    return ids.view(n, 1, 1, 1).expand(n, 1, s, s).to(torch.uint8).contiguous(), ids
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("n, batch, sizes", [(10, 4, [4, 4, 2]), (12, 4, [4, 4, 4]), (3, 8, [3])])
+def test_every_example_exactly_once_with_its_own_image(shuffle, n, batch, sizes):
+    images, ids = _numbered(n)
+    loader = TensorLoader(images, ids, batch, shuffle=shuffle, device="cpu", seed=1)
+    for _ in range(2):   # two epochs: the reshuffled one too
+        batches = list(loader)
+        assert [len(y) for _, y in batches] == sizes == [len(x) for x, _ in batches]
+        seen = torch.cat([y for _, y in batches])
+        assert sorted(seen.tolist()) == list(range(n))
+        for x, y in batches:   # each image travels with its own label
+            assert torch.equal(torch.round(x * 255).amax(dim=(1, 2, 3)).long(), y)
+    if shuffle and n > 3:
+        assert seen.tolist() != list(range(n))
+    dropped = TensorLoader(images, ids, batch, shuffle=shuffle, device="cpu", drop_last=True)
+    assert [len(y) for _, y in dropped] == [batch] * (n // batch) == [batch] * len(dropped)
+
+
+# --- augmentation: really done in training, never in evaluation -----------------------------
+
+def _dots(n=64, s=6):
+    """Non-constant images: one bright pixel at a different place in each image."""
+    x = torch.zeros(n, 1, s, s, dtype=torch.uint8)
+    g = torch.Generator().manual_seed(0)
+    r, c = torch.randint(1, s - 1, (n,), generator=g), torch.randint(1, s - 1, (n,), generator=g)
+    x[torch.arange(n), 0, r, c] = 255
+    x[:, :, 0, :] = 60   # a grey top row, so a flip or a shift changes the image
+    return x, torch.arange(n)
+
+
+def test_training_batches_are_cropped_and_flipped():
+    images, ids = _dots()
+    t = BatchTransform(crop_padding=1)
+    x = torch.cat([b for b, _ in TensorLoader(images, ids, 16, transform=t, train=True,
+                                              device="cpu")])
+    plain = images.float() / 255
+    moved = ~(x == plain).flatten(1).all(1)
+    assert 0.6 < float(moved.float().mean()) < 1.0   # 8 of 9 offsets move the image
+    # a crop moves the bright pixel by at most one row and one column, never drops it
+    pos = lambda z: torch.stack([z[:, 0].amax(2).argmax(1), z[:, 0].amax(1).argmax(1)], 1)  # noqa: E731
+    assert bool(((pos(x) - pos(plain)).abs() <= 1).all())
+    flipped = torch.cat([b for b, _ in TensorLoader(images, ids, 16, train=True, device="cpu",
+                                                    transform=BatchTransform(flip=True))])
+    mirrored = (flipped == plain.flip(-1)).flatten(1).all(1)
+    assert 16 < int(mirrored.sum()) < 48
+
+
+def test_evaluation_batches_are_free_of_augmentation():
+    images, ids = _dots()
+    calls = []
+
+    def add_noise(x, generator):
+        calls.append(len(x))
+        return x + 0.5
+
+    t = BatchTransform(flip=True, crop_padding=2, augment=add_noise, mean=(0.2,), std=(0.5,))
+    loader = TensorLoader(images, ids, 16, transform=t, train=False, device="cpu")
+    x = torch.cat([b for b, _ in loader])
+    assert torch.allclose(x, (images.float() / 255 - 0.2) / 0.5)
+    assert calls == []
+    trained = torch.cat([b for b, _ in TensorLoader(images, ids, 16, transform=t, train=True,
+                                                    device="cpu")])
+    assert calls == [16] * 4 and not torch.allclose(trained, x)
+
+
+def test_load_data_augments_and_shuffles_the_training_split_only():
+    tr, te = load_data("fashion_mnist", batch_size=50, limit=100, augment=True, device="cpu")
+    first, again = list(te), list(te)
+    assert all(torch.equal(a, b) and torch.equal(ya, yb)
+               for (a, ya), (b, yb) in zip(first, again))   # the same batches every epoch
+    labels = torch.cat([y for _, y in first])
+    assert torch.equal(labels, te.labels)                    # in the stored order
+    assert torch.equal(torch.cat([x for x, _ in first]), te.images.float() / 255)
+    x1, x2 = torch.cat([x for x, _ in tr]), torch.cat([x for x, _ in tr])
+    assert not torch.equal(x1, x2)   # a new shuffle and new crops each epoch

@@ -101,6 +101,151 @@ def test_evaluate_predict_and_init():
         fit(_model(), tr, te, epochs=1, optimizer="lbfgs2", device="cpu", progress=False)
 
 
+# --- evaluate and predict against values computed here, in one piece ---------------------
+
+def _uneven_split(n=130, seed=3):
+    """Images whose labels a random model gets partly right, in batches of 48, 48 and 34."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, 1, 8, 8), generator=g).to(torch.uint8)
+    y = torch.randint(0, 2, (n,), generator=g)
+    return x, y, TensorLoader(x, y, 48, device="cpu")
+
+
+def test_evaluate_gives_the_mean_cross_entropy_and_accuracy_over_all_examples():
+    """Oracle: one forward pass over the whole split, the loss written out as -log softmax."""
+    torch.manual_seed(0)
+    model = _model()
+    x, y, loader = _uneven_split()
+    out = evaluate(model, loader)
+    with torch.no_grad():
+        logits = model(x.float() / 255)
+    nll = -(logits - logits.exp().sum(1, keepdim=True).log())[torch.arange(len(y)), y]
+    correct = sum(int(row.max() == row[label]) for row, label in zip(logits, y))
+    assert out["loss"] == pytest.approx(float(nll.mean()), rel=1e-5)
+    assert out["acc"] == pytest.approx(correct / len(y))
+    assert 0.2 < out["acc"] < 0.8   # a random model: neither all right nor all wrong
+    # a different loss function is used as given
+    l1 = evaluate(model, loader, loss_fn=lambda z, t: (z[:, 0] - t.float()).abs().mean())
+    assert l1["loss"] == pytest.approx(float((logits[:, 0] - y.float()).abs().mean()), rel=1e-5)
+
+
+@pytest.mark.parametrize("helper", [evaluate, predict])
+@pytest.mark.parametrize("mode", [True, False])
+def test_evaluate_and_predict_run_in_eval_mode_and_restore_the_mode(helper, mode):
+    seen = []
+
+    class Spy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = _model()
+
+        def forward(self, x):
+            seen.append(self.training)
+            return self.net(x)
+
+    model = Spy().train(mode)
+    helper(model, _uneven_split()[2])
+    assert seen and not any(seen)                 # every batch in eval mode
+    assert model.training is mode and model.net[0].training is mode
+
+
+# --- init_weights against the schemes' own formulas ----------------------------------------
+
+def test_xavier_init_has_glorots_bound_and_zero_biases():
+    """Glorot & Bengio: U(-a, a) with a = sqrt(6 / (fan_in + fan_out)), std a / sqrt(3)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(16, 64, 3), nn.Flatten(), nn.Linear(400, 300))
+    init_weights(model, "xavier")
+    for layer, fan_in, fan_out in [(model[0], 16 * 9, 64 * 9), (model[2], 400, 300)]:
+        bound = (6 / (fan_in + fan_out)) ** 0.5
+        w = layer.weight.detach()
+        assert float(w.abs().max()) <= bound and float(w.abs().max()) > 0.95 * bound
+        assert float(w.std()) == pytest.approx(bound / 3 ** 0.5, rel=0.03)
+        assert torch.equal(layer.bias.detach(), torch.zeros_like(layer.bias))
+
+
+def test_kaiming_init_uses_fan_out_and_zero_biases():
+    """He et al. with mode fan_out: N(0, 2 / (out_channels * k * k))."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(16, 64, 3)
+    init_weights(nn.Sequential(conv), "kaiming")
+    assert float(conv.weight.std()) == pytest.approx((2 / (64 * 9)) ** 0.5, rel=0.03)
+    assert abs(float(conv.weight.mean())) < 0.01
+    assert torch.equal(conv.bias.detach(), torch.zeros(64))
+
+
+def test_fit_with_init_reinitialises_the_weights(results_dir):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 2))
+    stats = []
+    fit(model, [(torch.zeros(4, 1, 8, 8), torch.tensor([0, 1, 0, 1]))], epochs=1, lr=1e-9,
+        init="kaiming", device="cpu", progress=False, record=False,
+        callbacks=[lambda row, m, o: stats.append(float(m[1].weight.std()))])
+    assert stats[0] == pytest.approx((2 / 2) ** 0.5, rel=0.25)   # fan_out = 2: std 1, not 0.07
+
+
+# --- fit's steps and history against a loop written out here ------------------------------
+
+def _softmax_regression_grad(W, b, x, y, classes=4):
+    """Gradient of the mean cross-entropy of softmax(x W^T + b), derived by hand."""
+    p = torch.softmax(x @ W.T + b, dim=1)
+    delta = (p - nn.functional.one_hot(y, classes).float()) / len(y)
+    return delta.T @ x, delta.sum(0)
+
+
+def test_two_sgd_steps_use_only_their_own_batchs_gradient(results_dir):
+    """A loop that forgets zero_grad adds the first batch's gradient to the second step."""
+    torch.manual_seed(0)
+    batches = [(torch.randn(16, 1, 2, 3), torch.randint(0, 4, (16,))) for _ in range(2)]
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 4))
+    W, b = model[1].weight.detach().clone(), model[1].bias.detach().clone()
+    fit(model, batches, epochs=1, lr=0.5, device="cpu", progress=False, record=False)
+    for X, y in batches:
+        gW, gb = _softmax_regression_grad(W, b, X.flatten(1), y)
+        W, b = W - 0.5 * gW, b - 0.5 * gb
+    assert torch.allclose(model[1].weight, W, atol=1e-6)
+    assert torch.allclose(model[1].bias, b, atol=1e-6)
+
+
+def test_history_train_loss_and_accuracy_are_means_over_every_example(results_dir):
+    """With a frozen model (lr 0) the epoch's train loss and accuracy are those of one pass."""
+    torch.manual_seed(0)
+    model = _model()
+    x, y, loader = _uneven_split()
+    with torch.no_grad():
+        logits = model(x.float() / 255)
+    expected_loss = float(nn.functional.cross_entropy(logits, y, reduction="sum")) / len(y)
+    expected_acc = float((logits.argmax(1) == y).sum()) / len(y)
+    frozen = lambda m: torch.optim.SGD(m.parameters(), lr=0.0)   # noqa: E731
+    result = fit(model, loader, loader, epochs=1, optimizer=frozen, device="cpu",
+                 progress=False, record=False)
+    row = result.history.iloc[0]
+    assert row["train_loss"] == pytest.approx(expected_loss, rel=1e-5)
+    assert row["train_acc"] == pytest.approx(expected_acc)
+    assert row["test_acc"] == pytest.approx(expected_acc)
+    assert 0.2 < expected_acc < 0.8
+
+
+def test_fit_trains_in_training_mode_every_epoch(results_dir):
+    """evaluate() switches to eval mode after each epoch: fit must switch back."""
+    flags = []
+
+    class Spy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = _model()
+
+        def forward(self, x):
+            if torch.is_grad_enabled():   # a training step, not evaluate()
+                flags.append(self.training)
+            return self.net(x)
+
+    tr, te = _loaders()
+    model = Spy().eval()
+    fit(model, tr, te, epochs=2, lr=0.1, device="cpu", progress=False, record=False)
+    assert len(flags) == 2 * len(tr) and all(flags)
+
+
 # --- one step against a hand-computed update ------------------------------------------
 
 def test_one_sgd_step_equals_the_hand_computed_update(results_dir):
