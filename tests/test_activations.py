@@ -66,7 +66,8 @@ def test_swish_limits_and_learnable_beta():
     s = Swish(1.0, learnable=True)
     assert [n for n, _ in s.named_parameters()] == ["beta"]
     s(x).sum().backward()
-    assert s.beta.grad is not None
+    sig = 1 / (1 + torch.exp(-x))   # d/d(beta) of x * sigmoid(beta x) = x^2 s (1 - s) at beta 1
+    assert float(s.beta.grad) == pytest.approx(float((x ** 2 * sig * (1 - sig)).sum()), rel=1e-5)
     assert list(Swish(1.0).parameters()) == [] and "beta" in dict(Swish().named_buffers())
 
 
@@ -131,3 +132,41 @@ def test_compare_activations_refuses_ranges_it_cannot_draw(lo, hi):
 
     with pytest.raises(ValueError, match="x range"):
         compare_activations(["relu"], lo, hi)
+
+
+def test_a_unit_that_passes_gradient_for_one_input_is_alive():
+    """A unit is dead only if no input of the batch gets gradient through it (counted here)."""
+    z = -torch.rand(8, 4, 16, 16) - 0.1       # every unit negative everywhere ...
+    z[3, 0, 5, 7] = 2.0                       # ... but channel 0 once positive: alive
+    z[:, 2] = torch.randn(8, 16, 16)          # channel 2: mixed signs, alive
+    assert dead_fraction("relu", z) == pytest.approx(2 / 4)   # channels 1 and 3
+    fc = -torch.rand(100, 5) - 0.1
+    fc[0, 4] = 1.0                            # unit 4 alive through one example of 100
+    assert dead_fraction("relu", fc) == pytest.approx(4 / 5)
+    assert dead_fraction("relu6", torch.full((3, 2), 7.0)) == 1.0   # saturated above 6
+
+
+def test_time_activations_takes_the_best_of_the_repeats_and_divides_by_relus(monkeypatch):
+    """Oracle: steps whose durations are fixed here, so the table is known exactly."""
+    import cnnbook.activations as acts
+
+    durations = {"gelu": [0.004, 0.001, 0.003], "relu": [0.005, 0.004, 0.002],
+                 "mish": [0.006, 0.009, 0.008]}
+    calls = []
+
+    def fake_step(f, x):
+        name = {nn.GELU: "gelu", nn.ReLU: "relu", nn.Mish: "mish"}[type(f)]
+        left = list(durations[name])
+
+        def step():
+            calls.append(name)
+            return left.pop(0)
+
+        return step
+
+    monkeypatch.setattr(acts, "_fwd_bwd_step", fake_step)
+    df = time_activations(["relu", "gelu", "mish"], numel=8, repeats=3, warmup=0)
+    assert list(df["activation"]) == ["gelu", "relu", "mish"]
+    assert df["ms"].tolist() == pytest.approx([1.0, 2.0, 6.0])
+    assert df["vs relu"].tolist() == pytest.approx([0.5, 1.0, 3.0])
+    assert calls == ["relu", "gelu", "mish"] * 3     # round-robin over the activations

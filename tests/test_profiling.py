@@ -1,4 +1,7 @@
+import time
+
 import pytest
+import torch
 import torchvision
 from torch import nn
 
@@ -39,3 +42,36 @@ def test_latency_reports_median_per_image():
         latency_ms(model, (1, 1, 8, 8), repeats=0)
     stats = profile_model(model, (1, 1, 16, 16), latency=True, repeats=2)
     assert stats["params"] == 40 and stats["macs"] == 4 * 9 * 14 * 14 and stats["latency_ms"] > 0
+
+
+class _Sleeper(nn.Module):
+    """A model whose cost is known without measuring it: it sleeps ``ms`` per image.
+
+    It also records the mode of each call, and holds one parameter (for device and dtype).
+    """
+
+    def __init__(self, ms: float):
+        super().__init__()
+        self.ms, self.w, self.modes = ms, nn.Parameter(torch.zeros(1)), []
+
+    def forward(self, x):
+        self.modes.append(self.training)
+        time.sleep(self.ms * x.shape[0] / 1000)
+        return x.flatten(1)[:, :2] + self.w
+
+
+def test_latency_times_the_batch_size_asked_for():
+    """Oracle: 8 images at 1.5 ms each take at least 12 ms (sleep never returns early)."""
+    model = _Sleeper(1.5).train()
+    out = latency_ms(model, (1, 3, 4, 4), batch_size=8, repeats=3, warmup=1)
+    assert out["batch_size"] == 8 and out["repeats"] == 3
+    # only lower bounds: a loaded machine may add any delay to a sleep, never remove one
+    assert 12.0 <= out["median"] <= out["p90"] and 1.5 <= out["per_image"]
+    assert model.modes == [False] * 4 and model.training   # eval while timed, then restored
+    one = latency_ms(model, (1, 3, 4, 4), repeats=2, warmup=0)
+    assert one["batch_size"] == 1 and 1.5 <= one["median"]
+
+
+def test_latency_of_profile_model_is_the_median_of_a_batch():
+    stats = profile_model(_Sleeper(2.0), (4, 3, 4, 4), latency=True, repeats=2, warmup=0)
+    assert 8.0 <= stats["latency_ms"]

@@ -110,3 +110,26 @@ def test_fashion_table_reads_records_and_says_how_to_make_missing_ones():
 def test_an_architecture_is_a_plain_record():
     arch = Architecture("tiny", "Tiny", 2024, "99", "nobody", "nothing", lambda: torch.nn.Flatten())
     assert arch.published() is None and arch.record is None
+
+
+def test_latency_table_against_a_model_of_known_cost():
+    """A network that sleeps 2 ms per image: 4 images take >= 8 ms, at most 500 images/s."""
+    import time
+
+    class Sleeper(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            time.sleep(0.002 * x.shape[0])
+            return x.flatten(1)[:, :10] + self.w
+
+    arch = Architecture("sleeper", "Sleeper", 2024, "99", "nobody", "sleeps", Sleeper,
+                        input_size=(1, 1, 28, 28))
+    row = latency_table([arch], batch_size=4, repeats=2, warmup=0).iloc[0]
+    assert row["input"] == "4x1x28x28" and row["batch"] == 4
+    # lower bounds only: a loaded machine may add any delay to a sleep, never remove one
+    assert 8.0 <= row["ms"] and 2.0 <= row["ms_per_image"] == pytest.approx(row["ms"] / 4)
+    assert row["images_per_s"] <= 500 and row["images_per_s"] == pytest.approx(
+        1000 / row["ms_per_image"])   # images, not batches, per second

@@ -147,3 +147,80 @@ def test_bad_arguments_give_clear_errors():
         resnet_stage(Residual, 3, 3, 0)
     with pytest.raises(ValueError, match="dropout"):
         modern_cnn(dropout=1.0)
+
+
+# --- the blocks' forward against references with the same weights ---------------------------
+
+def _randomise(block):
+    """Random weights and BN statistics, so that every layer and every ReLU matters."""
+    torch.manual_seed(0)
+    for m in block.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.normal_(m.weight, std=0.3)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.uniform_(m.weight, 0.5, 1.5)
+            nn.init.normal_(m.bias, std=0.5)
+            m.running_mean.normal_(std=0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    return block
+
+
+def _conv_bn_ref(x, conv, bn, training):
+    y = nn.functional.conv2d(x, conv.weight, None, conv.stride, conv.padding)
+    mean, var = (y.mean((0, 2, 3)), y.var((0, 2, 3), unbiased=False)) if training else (
+        bn.running_mean, bn.running_var)
+    shape = (1, -1, 1, 1)
+    return ((y - mean.view(shape)) / (var.view(shape) + bn.eps).sqrt() * bn.weight.view(shape)
+            + bn.bias.view(shape))
+
+
+def _bottleneck_ref(b, x, training):
+    """He et al. (2016), Table 1 / Fig. 5 right, written out: ReLU after BN1 and BN2,
+    none after BN3 before the addition, one after it."""
+    y = torch.relu(_conv_bn_ref(x, b.conv1, b.bn1, training))
+    y = torch.relu(_conv_bn_ref(y, b.conv2, b.bn2, training))
+    y = _conv_bn_ref(y, b.conv3, b.bn3, training)
+    s = x if b.shortcut is None else _conv_bn_ref(x, b.shortcut.conv, b.shortcut.bn, training)
+    return torch.relu(y + s)
+
+
+def _basic_ref(b, x, training):
+    y = torch.relu(_conv_bn_ref(x, b.conv1, b.bn1, training))
+    y = _conv_bn_ref(y, b.conv2, b.bn2, training)
+    s = x if b.shortcut is None else _conv_bn_ref(x, b.shortcut.conv, b.shortcut.bn, training)
+    return torch.relu(y + s)
+
+
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("block, ref, args", [
+    (Bottleneck, _bottleneck_ref, (16, 4)),             # identity shortcut
+    (Bottleneck, _bottleneck_ref, (8, 4, 2)),           # projection, stride 2 on the 3x3
+    (Residual, _basic_ref, (6, 6)),
+    (Residual, _basic_ref, (4, 6, 2)),
+])
+def test_block_forward_equals_a_hand_written_reference(block, ref, args, training):
+    b = _randomise(block(*args)).train(training)
+    x = torch.randn(3, args[0], 8, 8)
+    with torch.no_grad():
+        expected = ref(b, x, training)
+        got = b(x)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert 0.2 < float((got == 0).float().mean()) < 0.8   # the ReLUs cut, but not everything
+
+
+@pytest.mark.parametrize("ours, theirs, args", [
+    (Bottleneck, torchvision.models.resnet.Bottleneck, (8, 4, 2)),
+    (Residual, torchvision.models.resnet.BasicBlock, (4, 6, 2)),
+])
+def test_block_forward_equals_torchvisions_with_the_same_weights(ours, theirs, args):
+    b = _randomise(ours(*args)).eval()
+    inplanes, planes, stride = args
+    out = planes * ours.expansion
+    down = nn.Sequential(nn.Conv2d(inplanes, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+    tv = theirs(inplanes, planes, stride, downsample=down).eval()
+    state = {k.replace("shortcut.conv", "downsample.0").replace("shortcut.bn", "downsample.1"): v
+             for k, v in b.state_dict().items()}
+    tv.load_state_dict(state)
+    x = torch.randn(2, inplanes, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(b(x), tv(x))
