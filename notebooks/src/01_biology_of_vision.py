@@ -569,6 +569,18 @@ assert abs(line_edge[("even", "line")]) > 5 * abs(line_edge[("even", "edge")])
 assert abs(line_edge[("odd", "edge")]) > 5 * abs(line_edge[("odd", "line")])
 assert abs(line_edge[("odd", "line")]) < 1e-4
 assert abs(line_edge[("even", "line")] - float(gabor_kernel()[:, 4].sum())) < 1e-4
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import same
+from cnnbook.vision import gabor_kernel as _gk, linear_response as _lr
+_line = torch.zeros(9, 9)
+_line[:, 4] = 1.0
+_edge = torch.zeros(9, 9)
+_edge[:, 5:] = 1.0
+_edge[:, 4] = 0.5
+_want = {(c, s): float(_lr(st, k)) for c, k in (("even", _gk(psi=0.0)), ("odd", _gk(psi=math.pi / 2)))
+         for s, st in (("line", _line), ("edge", _edge))}
+same(line_edge, _want, atol=1e-4, what="line_edge")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ### Exercise 2: how the bandwidth depends on σ
@@ -605,6 +617,22 @@ assert measured[0] > measured[1] > measured[2]
 for m, p in zip(measured, predicted):
     assert abs(m - p) < 0.1 * p, (m, p)
 assert 1.6 < measured[0] / measured[1] < 2.4  # roughly 1 / sigma
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+from cnnbook.vision import (gabor_kernel as _gk, half_width_half_max as _hw, orientations as _or,
+                            tuning_curve as _tc)
+
+
+def _ref(sigma, wavelength=4.0, gamma=0.5, n=72):
+    _k = 2 * math.ceil(3 * sigma / gamma) + 1
+    _a = _or(n)
+    return math.degrees(float(_hw(_tc(_gk(_k, sigma=sigma, wavelength=wavelength, gamma=gamma), _a,
+                                      wavelength), _a)))
+
+
+_u = torch.rand(2, generator=generator(101)).tolist()
+agrees(hwhm_degrees, _ref, [(1.3 + _u[0], 5.0, 0.6, 36), dict(sigma=1.1 + _u[1], n=48)], atol=1e-6)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ### Exercise 3: an energy-model complex cell
@@ -639,6 +667,21 @@ assert float(coefficient_of_variation(energy)) < 0.03
 assert float(coefficient_of_variation(energy)) < float(coefficient_of_variation(max_pooled))
 assert float(energy_cell(grating(9, math.pi / 2, 4.0, test_phase)).mean()) < 0.1 * float(energy.mean())
 assert float(energy_cell(grating(9, 1.0, 4.0, test_phase), theta=1.0).mean()) > 0.9 * float(energy.mean())
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+from cnnbook.vision import gabor_kernel as _gk, linear_response as _lr
+
+
+def _ref(stimuli, theta=0.0):
+    _e = _lr(stimuli, _gk(theta=theta, psi=0.0))
+    _o = _lr(stimuli, _gk(theta=theta, psi=math.pi / 2))
+    return torch.sqrt(_e ** 2 + _o ** 2)
+
+
+_g = generator(102)
+agrees(energy_cell, _ref, [(torch.rand(5, 9, 9, generator=_g), 0.7), (torch.randn(2, 3, 9, 9, generator=_g),),
+                           (torch.rand(9, 9, generator=_g), -1.2)])
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ### Exercise 4: spatial-frequency tuning
@@ -675,6 +718,21 @@ assert 3.5 <= float(grid[small.argmax()]) <= 4.75
 assert 7.0 <= float(grid[large.argmax()]) <= 9.5
 tilted = wavelength_tuning(gabor_kernel(theta=1.0), grid, theta=1.0)
 assert 3.5 <= float(grid[tilted.argmax()]) <= 4.75
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+from cnnbook.vision import gabor_kernel as _gk, tuning_curve as _tc
+
+
+def _ref(kernel, wavelengths, theta=0.0):
+    _a = torch.tensor([float(theta)])
+    return torch.stack([_tc(kernel, _a, float(w), phases=16)[0] for w in wavelengths])
+
+
+_u = torch.rand(3, generator=generator(103))
+agrees(wavelength_tuning, _ref,
+       [(_gk(11, sigma=2.5, wavelength=5.0, theta=0.4), (2.5 + 10 * _u).tolist(), 0.4),
+        (_gk(theta=1.3), torch.tensor([3.0, 4.5 + float(_u[0]), 7.0]), 1.3)], atol=1e-5)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## References

@@ -805,6 +805,20 @@ for shape, kshape in [((5, 6), (3, 3)), ((7, 4), (2, 5)), ((4, 4), (1, 1)), ((3,
     assert got.shape == expected.shape, (got.shape, expected.shape)
     assert torch.allclose(got, expected, atol=1e-4)
 print("convolve_full matches scipy")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, forbidden, generator
+from scipy.signal import convolve2d as _c2
+
+
+def _ref(X, K):
+    return torch.from_numpy(_c2(X.double().numpy(), K.double().numpy(), mode="full")).to(X.dtype)
+
+
+_g = generator(201)
+_cases = [(torch.randn(h, w, generator=_g), torch.randn(kh, kw, generator=_g))
+          for h, w, kh, kw in [(6, 9, 4, 2), (3, 8, 3, 5), (10, 5, 1, 4), (2, 2, 2, 2)]]
+agrees(convolve_full, _ref, _cases, atol=1e-4)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 2 (receptive field).** The *receptive field* of a stack of convolutions is
@@ -846,6 +860,23 @@ cases = [[(5, 1, 1)], [(3, 2, 1)] * 3, [(7, 2, 1), (3, 1, 1), (3, 2, 1), (3, 1, 
 for layers in cases:
     assert receptive_field(layers) == measured_receptive_field(layers), layers
 print("receptive fields:", [receptive_field(c) for c in cases])
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+
+
+def _ref(layers):
+    _size, _jump = 1, 1
+    for _k, _s, _d in layers:
+        _size += _d * (_k - 1) * _jump
+        _jump *= _s
+    return _size
+
+
+_g = generator(202)
+_cases = [([tuple(int(v) for v in torch.randint(1, 5, (3,), generator=_g)) for _ in range(n)],)
+          for n in (1, 2, 3, 4, 5, 7)]
+agrees(receptive_field, _ref, _cases)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 3 (cost of a layer).** Write `conv_cost` returning the number of parameters
@@ -872,6 +903,8 @@ depthwise_saving = conv_cost(64, 64, 3, 56, 56, padding=1)[1] / conv_cost(64, 64
 print(f"a depthwise layer needs {depthwise_saving:.0f} times fewer multiply-adds")
 
 # %% nbgrader={"grade": true, "grade_id": "ex-02-conv-cost-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from cnnbook.profiling import count_macs, count_params
+
 for args in [dict(c_in=3, c_out=32, k=3, h=224, w=224), dict(c_in=16, c_out=8, k=5, h=30, w=28, stride=2, padding=2),
              dict(c_in=12, c_out=12, k=3, h=17, w=17, padding=1, groups=12, bias=False),
              dict(c_in=8, c_out=4, k=1, h=9, w=9, groups=2)]:
@@ -881,6 +914,27 @@ for args in [dict(c_in=3, c_out=32, k=3, h=224, w=224), dict(c_in=16, c_out=8, k
     assert params == count_params(layer), (args, params)
     assert macs == count_macs(layer, (1, args["c_in"], args["h"], args["w"])), (args, macs)
 assert abs(depthwise_saving - 64) < 1e-9
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator, same
+
+
+def _ref(c_in, c_out, k, h, w, stride=1, padding=0, groups=1, bias=True):
+    _layer = nn.Conv2d(c_in, c_out, k, stride=stride, padding=padding, groups=groups, bias=bias)
+    return count_params(_layer), count_macs(_layer, (1, c_in, h, w))
+
+
+_g = generator(203)
+_cases = []
+for _ in range(4):
+    _grp = int(torch.randint(1, 4, (1,), generator=_g))
+    _ci, _co = _grp * int(torch.randint(1, 6, (1,), generator=_g)), _grp * int(torch.randint(1, 6, (1,), generator=_g))
+    _k, _s, _p = (int(v) for v in torch.randint(1, 4, (3,), generator=_g))
+    _cases.append(dict(c_in=_ci, c_out=_co, k=_k, h=int(torch.randint(8, 20, (1,), generator=_g)),
+                       w=int(torch.randint(8, 20, (1,), generator=_g)), stride=_s, padding=_p - 1,
+                       groups=_grp, bias=bool(_k % 2)))
+agrees(conv_cost, _ref, _cases)
+same(depthwise_saving, 64.0, atol=1e-9, what="depthwise_saving")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 4 (im2col with stride and dilation).** Our `im2col` only handles stride 1
@@ -918,6 +972,21 @@ for k, s, p, d in [(3, 1, 0, 1), (3, 2, 1, 1), (2, 3, 0, 1), (3, 1, 2, 2), (3, 2
     expected = F.conv2d(X_e, W_e, stride=s, padding=p, dilation=d)
     assert torch.allclose(Z_e.reshape(expected.shape), expected, atol=1e-4)
 print("im2col_general = F.unfold")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+
+
+def _ref(X, kernel_size, stride=1, padding=0, dilation=1):
+    return F.unfold(X, kernel_size, dilation=dilation, padding=padding, stride=stride)
+
+
+_g = generator(204)
+agrees(im2col_general, _ref,
+       [(torch.randn(1, 2, 9, 13, generator=_g), 2, 2, 1, 2), (torch.randn(3, 1, 8, 8, generator=_g), 3, 3, 2, 1),
+        (torch.randn(2, 4, 12, 7, generator=_g), 4, 1, 0, 2)],
+       forbid=("torch.nn.functional.unfold", "torch._C._nn.im2col", "torch.nn.functional.conv2d", "torch.conv2d",
+               "torch.nn.Module.__call__"), atol=1e-6)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 5 (a kernel that finds a pattern).** The image below contains small plus
@@ -962,6 +1031,23 @@ for r, c in plus_centres:
     elsewhere[r, c] = -math.inf
 assert at_plus.min() > elsewhere.max(), (at_plus.min(), elsewhere.max())
 print(f"weakest plus {float(at_plus.min()):.2f} > strongest other position {float(elsewhere.max()):.2f}")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons
+check_comparisons()
+assert type(plus_kernel) in (torch.Tensor, torch.nn.Parameter) and plus_kernel.shape == (3, 3)
+# Any shifted copy of the figure: plus signs must still win at their centres.
+_pat = torch.zeros(20, 20)
+_centres = [(4, 5), (14, 14)]
+for _r, _c in _centres:
+    _pat[_r - 1:_r + 2, _c - 1:_c + 2] += plus
+_pat[3:6, 12:15] += cross
+_pat[12:15, 3:6] += square
+_resp = F.conv2d(_pat[None, None], plus_kernel.detach().float()[None, None], padding=1)[0, 0]
+_best = torch.stack([_resp[r, c] for r, c in _centres]).min()
+for _r, _c in _centres:
+    _resp[_r, _c] = -math.inf
+assert float(_best) > float(_resp.max()), "the plus signs must give the strongest responses"
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## References
