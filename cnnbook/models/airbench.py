@@ -123,9 +123,13 @@ def patch_covariance(images: torch.Tensor, size: int = 2) -> torch.Tensor:
     """The (C*size*size)^2 covariance (second moment) of all ``size`` x ``size`` patches of
     normalised ``images`` (N, C, H, W), the patches flattened channel-major like a conv filter."""
     c = images.shape[1]
-    patches = images.float().unfold(2, size, 1).unfold(3, size, 1)   # N, C, H', W', s, s
-    flat = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * size * size)
-    return flat.T @ flat / flat.shape[0]
+    total, count = torch.zeros(c * size * size, c * size * size, dtype=torch.float64), 0
+    for chunk in images.split(500):   # summed in float64: millions of patches
+        patches = chunk.double().unfold(2, size, 1).unfold(3, size, 1)   # N, C, H', W', s, s
+        flat = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, c * size * size)
+        total += flat.T @ flat
+        count += flat.shape[0]
+    return (total / count).to(images.dtype if images.is_floating_point() else torch.float32)
 
 
 @torch.no_grad()
