@@ -63,3 +63,11 @@ notebooks: install
 clean:
 	rm -rf build .pytest_cache notebooks/.ipynb_checkpoints
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Mutation testing of the core (minutes, not part of `make test`; CONTRIBUTING.md): the
+# curated realistic bugs of tools/mutants.py, then mutmut's every mutant of $(MUTATE).
+MUTATE ?= pooling activations
+.PHONY: mutants
+mutants: install
+	$(PY) tools/mutants.py
+	$(PY) tools/mutants.py --broad $(MUTATE)
