@@ -1,7 +1,9 @@
 # cnnbook: two commands for a newcomer.
 #   make lab    set everything up and open the course in JupyterLab
 #   make test   set everything up and run the whole test suite, notebooks included
-# Also: make install | data | book [PROFILE=smoke|cpu|full] | assignments | notebooks | clean
+# Also: make install | data | book [PROFILE=smoke|cpu|full] | notebooks | clean
+# Homework (README, "For teachers"): make assignments | collect A=NN_topic ZIP=file.zip |
+#   grade A=NN_topic | grades | student-edition [OUT=folder] | grading-check
 
 PYTHON  ?= python3
 VENV    ?= .venv
@@ -18,7 +20,7 @@ endif
 # nbgrader and jupyter shell out to tools found on PATH: use the venv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install data lab test unit book assignments notebooks clean
+.PHONY: install data lab test unit book assignments collect grade grades student-edition grading-check notebooks clean
 
 install: $(STAMP)
 
@@ -52,9 +54,36 @@ unit: install
 book: install data
 	$(PY) tools/book.py --profile $(PROFILE)
 
-# Student versions of every chapter (nbgrader) in build/course/release/.
-assignments: install
-	$(PY) tools/assignments.py --course build/course
+# Homework with nbgrader. The course folder (gradebook, submissions, feedback) lives in
+# $(COURSE), outside build/, so `make clean` never deletes grades. Grading needs the datasets.
+COURSE ?= course
+OUT    ?= student-edition
+
+# Student versions of every chapter (or CH="05 06") in $(COURSE)/release/.
+assignments: install data
+	$(PY) tools/assignments.py release --course $(COURSE) $(if $(NOTEBOOKS),--notebooks $(NOTEBOOKS)) $(CH)
+
+# Unpack a zip of <student>/<notebook>.ipynb into $(COURSE)/submitted/<student>/$(A)/.
+collect: install
+	@test -n "$(A)" -a -n "$(ZIP)" || { echo "usage: make collect A=NN_topic ZIP=submissions.zip"; exit 2; }
+	$(PY) tools/assignments.py collect --course $(COURSE) $(A) $(ZIP)
+
+# Autograde every submission of one chapter (smoke profile), then write the feedback.
+grade: install data
+	@test -n "$(A)" || { echo "usage: make grade A=NN_topic (e.g. A=02_convolution_math)"; exit 2; }
+	$(PY) tools/assignments.py grade --course $(COURSE) $(A)
+
+# The gradebook as CSV: $(COURSE)/grades.csv.
+grades: install
+	$(PY) tools/assignments.py export --course $(COURSE)
+
+# The course without any solution, to hand out or push to a class repository.
+student-edition: install
+	$(PY) tools/assignments.py student --out $(OUT)
+
+# Every chapter's blank, solution and cheat submissions through autograde (slow: minutes).
+grading-check: install data
+	CNNBOOK_GRADE_ALL=1 $(PY) -m pytest -q -n $(JOBS) tests/test_cheats.py
 
 # Rebuild the .ipynb files from their jupytext sources in notebooks/src/.
 notebooks: install
