@@ -230,15 +230,19 @@ fig = viz.show_images(X_test[:16], titles=[names[int(i)] for i in y_test[:16]], 
 # - the **same test**: after training, both networks are scored by the same function on
 #   the same test images.
 #
-# First d2l. `d2l.load_data_fashion_mnist` reads the raw files from `../data`, which is
-# the course's data folder when this notebook runs in `notebooks/`. Its loaders ask for 4
+# First d2l. `d2l.load_data_fashion_mnist` reads the raw files from `../data`, relative
+# to wherever the notebook runs; `d2l_fashion_mnist` is the same pipeline reading the
+# course's data folder, so it also works outside `notebooks/` (under nbgrader, for
+# instance). Its loaders ask for 4
 # worker processes (PyTorch warns that this machine may have fewer cores). `train_ch6`
 # draws its own live plot and prints a summary, which we capture to show below.
 
 # %%
 from d2l import torch as d2l
 
-d2l_train, d2l_test = d2l.load_data_fashion_mnist(cfg.batch_size)
+from cnnbook.data.d2l_loader import d2l_fashion_mnist
+
+d2l_train, d2l_test = d2l_fashion_mnist(cfg.batch_size)
 
 
 def d2l_subset(loader, limit, shuffle):
@@ -499,10 +503,20 @@ def lenet_macs(image_size: int) -> int:
     ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "ex-05-lenet-macs-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from cnnbook.profiling import count_flops
+
 for _size in (28, 32, 64):
     _expected = count_flops(lenet5(image_size=_size), (1, 1, _size, _size)) // 2
     assert lenet_macs(_size) == _expected, (_size, lenet_macs(_size), _expected)
 print("lenet_macs agrees with PyTorch's FLOP counter")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+from cnnbook.models.lenet import lenet5 as _lenet5
+
+_sizes = (36 + 4 * torch.randperm(6, generator=generator(501))[:3]).tolist()
+agrees(lenet_macs, lambda s: count_flops(_lenet5(image_size=s), (1, 1, s, s)) // 2, [(s,) for s in _sizes],
+       forbid=("torch.nn.Module.__init__", "torch.nn.Module.__call__", "torch.nn.Module.parameters"))
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 2 (LeNet's original C3).** In the 1998 paper, the 16 maps of C3 (our second
@@ -558,6 +572,19 @@ _y[:, 0].sum().backward()          # output map 0 sees input maps 0, 1, 2 only
 _seen = _x.grad.abs().sum(dim=(0, 2, 3)) > 0
 assert _seen.tolist() == _table[:, 0].tolist()
 print("C3 wired as in 1998:", effective_params(_c3), "parameters")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons, generator, same
+check_comparisons()
+_g = generator(502)
+for _ci, _co, _k in ((4, 5, 3), (7, 3, 1), (2, 9, 5)):
+    _t = torch.rand(_ci, _co, generator=_g) < 0.5
+    _t[0] = True                                     # every output map sees some input
+    _conv = MaskedConv2d(_ci, _co, _k, _t.tolist() if _k == 1 else _t, padding=1)
+    same(effective_params(_conv), int(_t.sum()) * _k * _k + _co, what="effective_params")
+    _x = torch.randn(2, _ci, 7, 6, generator=_g)
+    _want = F.conv2d(_x, _conv.weight * _t.T.float()[:, :, None, None], _conv.bias, padding=1)
+    same(_conv(_x).detach(), _want.detach(), what="MaskedConv2d output")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 3 (receptive field).** How many input pixels can one unit of `stage2`'s
@@ -589,6 +616,22 @@ assert receptive_field(_lenet_layers) == int(_rows.max() - _rows.min() + 1)
 assert receptive_field([(3, 1), (3, 1)]) == 5 and receptive_field([(3, 2), (3, 2)]) == 7
 print("one unit after stage 2 sees", receptive_field(_lenet_layers), "x",
       receptive_field(_lenet_layers), "pixels")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+
+
+def _ref(layers):
+    _f, _j = 1, 1
+    for _k, _s in layers:
+        _f += (_k - 1) * _j
+        _j *= _s
+    return _f
+
+
+_g = generator(503)
+agrees(receptive_field, _ref, [([tuple(int(v) for v in torch.randint(1, 6, (2,), generator=_g)) for _ in range(n)],)
+                               for n in (0, 1, 2, 3, 5)])
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## References
