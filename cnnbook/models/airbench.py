@@ -176,8 +176,8 @@ def airbench_sgd(batch_size: int, lr: float = 11.5, momentum: float = 0.85,
         others = [p for n, p in model.named_parameters()
                   if p.requires_grad and ".norm" not in f".{n}"]
         groups = []
-        for name, params, rate in (("bn shifts", shifts, step * bias_scaler),
-                                   ("weights", others, step)):
+        for name, params, rate in (("weights", others, step),   # first: fit's lr column
+                                   ("bn shifts", shifts, step * bias_scaler)):
             if params:
                 groups.append({"name": name, "params": params, "lr": rate * batch_size,
                                "weight_decay": decay / (rate * batch_size)})

@@ -14,7 +14,7 @@
 # itself: which optimiser, which learning rate and how it moves over time, which number
 # format, and the machinery that makes a long run safe (clipping, early stopping,
 # checkpoints that survive a crash). It ends by putting the best of Part III together into a
-# CIFAR-10 *speed run*: as much accuracy as a small ResNet can reach in ten minutes on a
+# CIFAR-10 *speed run*: as much accuracy as a small network can reach in ten minutes on a
 # laptop CPU.
 #
 # **A short history.** For years "the recipe" was SGD with momentum and a learning rate
@@ -33,7 +33,8 @@
 # **What you will learn**
 #
 # - the CIFAR ResNets of He et al. (ResNet-20: 0.27 M parameters, 41 M multiply-adds) and
-#   the fast ResNet-9 of the speed runs, from `cnnbook.models.cifar_resnet`;
+#   Page's fast ResNet-9, from `cnnbook.models.cifar_resnet`, and airbench's network
+#   with its whitened first layer, from `cnnbook.models.airbench`;
 # - SGD, SGD with Nesterov momentum, Adam and AdamW compared on the same budget;
 # - Smith's learning-rate finder, and four schedules (constant, step, warm-up + cosine,
 #   one-cycle) compared on the same budget, with a schedule explorer;
@@ -43,6 +44,7 @@
 # - a CIFAR-10 speed run with the tricks of Page and Jordan, timed.
 
 # %%
+import dataclasses
 import os
 import signal
 import subprocess
@@ -60,9 +62,10 @@ from torch import nn
 from torch.utils import benchmark
 
 import cnnbook
+from cnnbook.models.airbench import AirbenchNet, airbench_sgd, whiten_
 from cnnbook.models.cifar_resnet import resnet9, resnet20
 from cnnbook.profiling import count_macs, count_params
-from cnnbook.train import EarlyStopping, lr_find, optim, schedules
+from cnnbook.train import EarlyStopping, Lookahead, lr_find, optim, schedules
 from cnnbook.train.metrics import classification_report, confusion_matrix
 from cnnbook.widgets.schedule import ScheduleExplorer
 
@@ -73,22 +76,23 @@ KNOBS = {
     # comparisons (optimisers, schedules, precision, the AdaptiveTrainer recipe): a ResNet-9
     # of `widths`, `limit` class-balanced training images, `test_limit` test images,
     # `epochs` each; `finder_steps` of the lr range test; `warmup` epochs of the recipe.
-    # speed run: ResNet-9 of `run_widths`, `run_epochs` on `run_limit` images (None: all
-    # 50,000) at batch `run_batch`, peak lr `run_lr`; `run_epochs=None`: as many epochs as
-    # fit in `run_minutes` of training at this machine's measured speed;
+    # speed run: airbench's net of `run_widths`, `run_epochs` on `run_limit` images (None:
+    # all 50,000) at batch `run_batch`, lr `run_lr` (airbench's, per 1,024 examples);
+    # `run_epochs=None`: as many epochs as fit in `run_minutes` of training at this
+    # machine's measured speed;
     # `bench_batch`/`bench_time`: the mixed-precision timing
     "smoke": dict(widths=(8, 16, 16, 32), limit=100, test_limit=100, epochs=1, batch_size=50,
                   finder_steps=6, warmup=0.5, bench_batch=16, bench_time=0.2,
-                  run_widths=(8, 16, 16, 32), run_limit=200, run_test_limit=100, run_epochs=1,
-                  run_batch=100, run_lr=0.2, run_minutes=None),
+                  run_widths=(8, 16, 16), run_limit=200, run_test_limit=100, run_epochs=1,
+                  run_batch=100, run_lr=11.5, run_minutes=None),
     "cpu":   dict(widths=(16, 32, 64, 128), limit=4_000, test_limit=2_000, epochs=2,
                   batch_size=128, finder_steps=60, warmup=1, bench_batch=128, bench_time=2.0,
-                  run_widths=(16, 32, 64, 128), run_limit=None, run_test_limit=None,
-                  run_epochs=None, run_batch=256, run_lr=0.2, run_minutes=10),
+                  run_widths=(32, 64, 64), run_limit=None, run_test_limit=None,
+                  run_epochs=None, run_batch=512, run_lr=11.5, run_minutes=10),
     "full":  dict(widths=(64, 128, 256, 512), limit=None, test_limit=None, epochs=10,
                   batch_size=512, finder_steps=100, warmup=5, bench_batch=512, bench_time=3.0,
-                  run_widths=(64, 128, 256, 512), run_limit=None, run_test_limit=None,
-                  run_epochs=24, run_batch=512, run_lr=0.4, run_minutes=None),
+                  run_widths=(64, 256, 256), run_limit=None, run_test_limit=None,
+                  run_epochs=10, run_batch=1024, run_lr=11.5, run_minutes=None),
 }
 
 # %%
@@ -100,7 +104,7 @@ print(f"profile {PROFILE}, device {device}, {torch.get_num_threads()} CPU thread
       f"load average {load:.1f} (other programs running slow every time below)")
 
 # %% [markdown]
-# ## 1. The models: a CIFAR ResNet and the speed-run ResNet-9
+# ## 1. The models: a CIFAR ResNet, Page's ResNet-9 and airbench's net
 #
 # He et al. (2016, section 4.2) did not shrink their ImageNet network for CIFAR; they built
 # a *thin* one: a 3x3 stem with 16 channels, then three stages of $n$ basic blocks with 16,
@@ -123,16 +127,27 @@ assert round(r20_params / 1e6, 2) == 0.27 and 40e6 < r20_macs < 42e6
 # Page's ResNet-9 is a prep conv, then three layers that each double the channels with
 # conv-BN-ReLU and halve the resolution with a max-pool, two of them followed by a
 # residual pair of conv-BN-ReLU, a global max-pool and a linear layer whose logits are
-# scaled by 1/8. The widths are a knob: 64-128-256-512 on a GPU, narrower on a CPU.
+# scaled by 1/8. The widths are a knob: 64-128-256-512 on a GPU, narrower on a CPU. The
+# speed run of section 9 uses an even leaner design, airbench's, introduced there.
 
 # %%
 costs = []
 for label, model in [("ResNet-20", r20), ("ResNet-9 (Page, 64-512)", resnet9()),
                      ("ResNet-9, this profile", resnet9(cfg.widths)),
-                     ("ResNet-9, speed run", resnet9(cfg.run_widths))]:
+                     ("airbench net (section 9), speed run", AirbenchNet(cfg.run_widths)),
+                     ("airbench94 net (64-256-256)", AirbenchNet((64, 256, 256)))]:
     costs.append({"model": label, "params (M)": count_params(model) / 1e6,
                   "MACs (M)": count_macs(model, (1, 3, 32, 32)) / 1e6})
-print(pd.DataFrame(costs).round(3).to_string(index=False))
+cost_table = pd.DataFrame(costs).set_index("model")
+print(cost_table.round(3).to_string())
+# a whole 94% run on a GPU: forward + backward ~ 3x the forward multiply-adds per image
+page_total = 3 * cost_table.loc["ResNet-9 (Page, 64-512)", "MACs (M)"] * 1e6 * 50_000 * 24
+air_total = 3 * cost_table.loc["airbench94 net (64-256-256)", "MACs (M)"] * 1e6 * 50_000 * 10
+print(f"multiply-adds of a 94% run: Page's ResNet-9, 24 epochs: {page_total / 1e15:.2f} P; "
+      f"airbench94, 10 epochs: {air_total / 1e15:.2f} P ({page_total / air_total:.1f}x fewer)")
+a100_fp16 = 0.3 * 312e12   # 30% of an A100's dense fp16 tensor-core peak, in FLOP/s
+print(f"at 30% of an A100's fp16 peak: airbench94 {2 * air_total / a100_fp16:.1f} s, "
+      f"Page's ResNet-9 {2 * page_total / a100_fp16:.1f} s of arithmetic")
 print(resnet9(cfg.widths))
 
 # %% [markdown]
@@ -560,40 +575,90 @@ assert same_weights and same_history
 #
 # ## 9. The speed run: CIFAR-10 in ten minutes on a CPU
 #
-# Now everything together, on all 50,000 training images. The recipe is Page's and
-# Jordan's, cut to a CPU. The budget is ten minutes of training, so in the `cpu` profile
-# the cell first measures how many images per second this machine trains, and gives the
-# run as many epochs as fit (the schedule is then laid out over exactly those epochs).
+# Now everything together, on all 50,000 training images, with a budget of ten minutes of
+# training. The recipe is the fastest one known, Keller Jordan's *airbench* (2024), cut to
+# a CPU; it is built from ideas this part taught, plus three of its own:
 #
-# - the **ResNet-9** of section 1, narrow (`cfg.run_widths`) so that enough epochs fit;
-# - random crop (4 px padding) and flip, applied on the device per batch (chapter 15);
-# - **SGD with Nesterov momentum** 0.9, weight decay 5e-4 on the conv and linear weights
-#   only (not on norms and biases), batch `cfg.run_batch`;
-# - **one-cycle**: linear warm-up to the peak over the first quarter, linear decay to ~0;
-# - **label smoothing 0.2** (chapter 16): the target is 0.82 for the true class and 0.02
-#   for each other one, which keeps the logits from growing without bound on a short run;
-# - **test-time augmentation**: average the softmax of the image and its mirror image.
-#   It doubles the inference cost, so we report the accuracy with and without it.
+# - **the network** (`cnnbook.models.airbench.AirbenchNet`): not a ResNet but a shallow,
+#   wide VGG-style stack, three groups of conv -> max-pool -> BN -> GELU -> conv -> BN ->
+#   GELU, a global max-pool and a linear layer whose logits are scaled by 1/9. Batch norm
+#   learns only its shift, and the convolutions start partly as identities. Its widths are
+#   the profile's knob (`cfg.run_widths`): (64, 256, 256) on a GPU, narrower here, so that
+#   several epochs fit;
+# - **a whitened first layer** (new): a frozen 2x2 convolution whose 24 filters are the
+#   eigenvectors of the covariance of all 2x2 patches of the training images, divided by
+#   the square root of their eigenvalues (in both signs). From the first step, the first
+#   layer hands on decorrelated patch features of equal variance, which the network would
+#   otherwise spend its first epoch learning; only its bias trains, for three epochs;
+# - **SGD with Nesterov momentum** 0.85, with airbench's *decoupled* hyperparameters
+#   (`airbench_sgd`): the learning rate is given per 1,024 examples and corrected for the
+#   momentum, the weight decay independently of the learning rate, and the batch-norm
+#   shifts learn 64 times faster than the weights;
+# - **a triangular schedule**: a linear warm-up from 0.2 to 1 times the peak over the first
+#   23% of the steps, then linear decay to 0.07 (one-cycle with linear annealing, section 5);
+# - **label smoothing 0.2** (chapter 16);
+# - random crop (2 px padding) and flip, applied per batch on the device (chapter 15);
+# - **lookahead** (new, `cnnbook.train.callbacks.Lookahead`): every 5 steps the weights are
+#   pulled back to a slowly moving average of themselves, more strongly as training ends;
+#   the run ends on the average, which is smoother than the last step's weights;
+# - **test-time augmentation** (new): average the predictions for the image, its mirror
+#   image and shifted copies. It costs six forward passes per test image instead of one,
+#   so we report the accuracy with and without it.
 #
-# The `full` profile is Page's full-width net for 24 epochs at batch 512, which reaches
-# about 94% on a GPU (his 2018 DAWNBench entry: 94% in 79 s on one V100, in fp16).
-# Its 0.38 G multiply-adds per image x 3 (forward and backward) x 50,000 images x 24
-# epochs is about 1.4 P multiply-adds; at a realistic 30-40% of an A100's 156 TF32
-# TFLOP/s that is about a minute with this plain loop (less with `precision="auto"`, which
-# picks bf16 on an A100). airbench94 sets the bar far higher: 94% in under 4 seconds (3.29 s)
-# on one A100, with a smaller net, a whitened first layer, a lookahead of the weights,
-# derandomised flips and `torch.compile`.
+# In the `cpu` profile the cell first measures how many images per second this machine
+# trains the net, and gives the run as many epochs as fit (the schedule is then laid out
+# over exactly those epochs). The `full` profile is airbench94 itself: widths (64, 256,
+# 256), batch 1,024, 10 epochs, 94% in 3.3 s on an A100 (fp16, `torch.compile`). Section
+# 1's cell prints what its arithmetic alone takes at 30% of an A100's fp16 peak; expect
+# this plain `fit` (no `torch.compile`, an evaluation after every epoch) to take a few
+# times longer on such a GPU, still well under a minute.
+# Page's ResNet-9 of section 1 reaches 94% too, in 24 epochs; section 1's cell prints the
+# multiply-adds of both 94% runs: airbench94 needs several times fewer.
+#
+# First the whitening layer, on 5,000 training images: the eigenvalues of the 12 x 12 patch
+# covariance span orders of magnitude (neighbouring pixels and the three colour channels
+# are strongly correlated), and after whitening the patch features are uncorrelated with
+# variance 1, except the directions with the tiniest eigenvalues, which airbench's
+# `eps = 5e-4` deliberately damps rather than amplify their noise (the cell asserts it).
+
+# %%
+whiten_train, _ = cnnbook.load_data("cifar10", batch_size=5_000, normalize=True,
+                                    limit=min(5_000, cfg.run_limit or 5_000), test_limit=10)
+whiten_images = next(iter(whiten_train))[0].float().contiguous()
+demo_whiten = nn.Conv2d(3, 24, 2)
+eigenvalues = whiten_(demo_whiten, whiten_images)
+features = nn.functional.conv2d(whiten_images, demo_whiten.weight)[:, :12]
+features = features.permute(0, 2, 3, 1).reshape(-1, 12).double()   # float64 sums
+feature_cov = features.T @ features / len(features)
+expected = torch.diag(eigenvalues / (eigenvalues + 5e-4)).double()   # eps damps the tiniest
+print(f"patch covariance eigenvalues: largest {eigenvalues[0]:.2f}, smallest "
+      f"{eigenvalues[-1]:.5f} (ratio {eigenvalues[0] / eigenvalues[-1]:,.0f})")
+print(f"whitened features: variances {feature_cov.diagonal().min():.3f} to "
+      f"{feature_cov.diagonal().max():.3f}, largest covariance between two of them "
+      f"{(feature_cov - torch.diag(feature_cov.diagonal())).abs().max():.1e}")
+assert torch.allclose(feature_cov, expected, atol=1e-3)
+fig, axes = plt.subplots(1, 2, figsize=(10, 2.6), gridspec_kw={"width_ratios": [1, 2.2]})
+axes[0].semilogy(eigenvalues.numpy(), "o-")
+axes[0].set(title="patch covariance spectrum", xlabel="eigenvector", ylabel="eigenvalue")
+filters = demo_whiten.weight[:12].detach()
+filters = (filters - filters.amin()) / (filters.amax() - filters.amin())
+axes[1].imshow(torch.cat([torch.nn.functional.pad(f, (0, 1, 0, 1), value=1) for f in filters],
+                         dim=2).permute(1, 2, 0).numpy(), interpolation="nearest")
+axes[1].set(title="the 12 whitening filters (2x2, RGB; the other 12 are their negatives)")
+axes[1].axis("off")
+plt.show()
 
 # %%
 run_train, run_test = cnnbook.load_data("cifar10", batch_size=cfg.run_batch, augment=True,
                                         normalize=True, limit=cfg.run_limit,
                                         test_limit=cfg.run_test_limit)
+run_train.transform = dataclasses.replace(run_train.transform, crop_padding=2)
 run_epochs = cfg.run_epochs
 if run_epochs is None:
     # time a few training steps of the net on random images, then give the run as many
-    # epochs as fit in the budget (10% kept for the per-epoch evaluation and slow-downs)
-    probe = resnet9(cfg.run_widths).to(device).to(memory_format=torch.channels_last)
-    probe_opt = torch.optim.SGD(probe.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    # epochs as fit in the budget (5% kept for slow-downs; evaluation is not training time)
+    probe = AirbenchNet(cfg.run_widths).to(device).to(memory_format=torch.channels_last)
+    probe_opt = airbench_sgd(cfg.run_batch, cfg.run_lr)(probe)
     xp = torch.randn(cfg.run_batch, 3, 32, 32, device=device).contiguous(
         memory_format=torch.channels_last)
     yp = torch.randint(0, 10, (cfg.run_batch,), device=device)
@@ -604,48 +669,71 @@ if run_epochs is None:
         loss.backward()
         probe_opt.step()
 
-    rate = cfg.run_batch / bench(probe_step, 5.0)
-    run_epochs = max(1, min(30, int(0.9 * cfg.run_minutes * 60 * rate / run_train.num_examples)))
+    probe_step()   # the first step allocates and picks kernels: not timed
+    rate = cfg.run_batch / bench(probe_step, 10.0)
+    run_epochs = max(1, min(30, int(0.95 * cfg.run_minutes * 60 * rate / run_train.num_examples)))
     print(f"measured {rate:.0f} training images/s (load average {os.getloadavg()[0]:.1f}): "
           f"{run_epochs} epoch(s) fit in {cfg.run_minutes} minutes")
 cnnbook.seed_everything(0)
-speed_model = resnet9(cfg.run_widths)
+speed_model = AirbenchNet(cfg.run_widths)
+whiten_(speed_model.whiten, whiten_images)
+
+
+def train_whitening_bias_for_three_epochs(row, model, optimizer):
+    """airbench trains the whitening layer's bias in the first three epochs only."""
+    model.whiten.bias.requires_grad_(row["epoch"] < 3)
+
+
+total_steps = run_epochs * len(run_train)
 print(f"{run_train.num_examples} training images, {len(run_train)} steps per epoch, "
-      f"{run_epochs} epochs; {count_params(speed_model):,} parameters")
+      f"{run_epochs} epochs; {count_params(speed_model):,} parameters, "
+      f"{count_macs(speed_model, (1, 3, 32, 32)) / 1e6:.1f} M multiply-adds per image")
 load_before = os.getloadavg()[0]
 speed = cnnbook.fit(speed_model, run_train, run_test, epochs=run_epochs, lr=cfg.run_lr,
-                    optimizer=optim.sgd(cfg.run_lr, momentum=0.9, nesterov=True,
-                                        weight_decay=5e-4),
-                    scheduler=schedules.one_cycle(pct_start=0.25, anneal_strategy="linear",
+                    optimizer=airbench_sgd(cfg.run_batch, cfg.run_lr),
+                    scheduler=schedules.one_cycle(pct_start=0.23, anneal_strategy="linear",
+                                                  div_factor=1 / 0.2,
+                                                  final_div_factor=0.2 / 0.07,
                                                   cycle_momentum=False),
-                    loss_fn=nn.CrossEntropyLoss(label_smoothing=0.2), precision="auto",
-                    name="speedrun-resnet9", chapter="18", profile=PROFILE)
+                    loss_fn=nn.CrossEntropyLoss(label_smoothing=0.2),
+                    callbacks=[Lookahead(total_steps), train_whitening_bias_for_three_epochs],
+                    precision="auto", name="speedrun-airbench", chapter="18", profile=PROFILE)
 print(speed.history.round(4).to_string(index=False))
 
 # %% [markdown]
-# Test-time augmentation with flips: a CIFAR object is as likely to face left as right, so
-# the mirror image is another honest look at the same object, and averaging the two
-# predictions removes some of the net's left-right quirks.
+# Test-time augmentation: a CIFAR object is as likely to face left as right and to sit a
+# pixel off-centre, so the mirror image and copies shifted by a pixel are other honest
+# looks at the same object. airbench averages the logits of the image and its mirror with
+# those of two shifted copies (and their mirrors), which removes some of the net's quirks.
 
 # %%
 @torch.no_grad()
-def accuracy_with_flips(model, data_iter):
-    """Test accuracy from the mean softmax of each image and its mirror image."""
+def accuracy_with_tta(model, data_iter, shifts=True):
+    """Test accuracy from averaged logits: image and mirror (and, with ``shifts``, the two
+    copies shifted diagonally by one pixel, with their mirrors), as airbench's level 2."""
     model.eval()
     correct = total = 0
     for X, y in data_iter:
-        probs = model(X).softmax(1) + model(X.flip(-1)).softmax(1)
-        correct += (probs.argmax(1) == y).sum().item()
+        def mirror_avg(x):
+            return 0.5 * model(x) + 0.5 * model(x.flip(-1))
+        logits = mirror_avg(X)
+        if shifts:
+            padded = nn.functional.pad(X, (1, 1, 1, 1), mode="reflect")
+            shifted = [mirror_avg(padded[..., :-2, :-2]), mirror_avg(padded[..., 2:, 2:])]
+            logits = 0.5 * logits + 0.25 * (shifted[0] + shifted[1])
+        correct += (logits.argmax(1) == y).sum().item()
         total += len(y)
     return correct / total
 
 
 plain_acc = speed.history["test_acc"].iloc[-1]
-tta_acc = accuracy_with_flips(speed_model, run_test)
-minutes = speed.seconds / 60
+flip_acc = accuracy_with_tta(speed_model, run_test, shifts=False)
+tta_acc = accuracy_with_tta(speed_model, run_test)
+minutes = speed.record["train_seconds"] / 60
 load_after = os.getloadavg()[0]
 print(f"speed run: {minutes:.1f} training minutes ({speed.examples_per_sec:.0f} images/s), "
-      f"test accuracy {plain_acc:.4f}, with flip TTA {tta_acc:.4f}")
+      f"test accuracy {plain_acc:.4f}, with flip TTA {flip_acc:.4f}, with flip and shift TTA "
+      f"{tta_acc:.4f}")
 print(f"load average {load_before:.1f} before, {load_after:.1f} after (2 cores: above 2, "
       "other programs took part of the CPU)")
 if PROFILE == "cpu":
@@ -659,11 +747,19 @@ if PROFILE == "cpu":
 # depends on how many images per second it can push through the net, and this notebook's
 # numbers depend on what else the machine was doing (the load average is printed).
 #
-# **What each trick buys.** The ideas above were measured one at a time by Page (2018) on
-# a GPU with the full-width net, in his step-by-step blog series: one-cycle-like linear
-# schedule and a larger batch, removing redundant layers (from ResNet-18 to ResNet-9),
-# batch-norm tweaks, label smoothing, flip TTA and more took the time to 94% from 297 s to
-# 26 s. Exercise 5 lets you measure one of them yourself.
+# The issue that asked for this speed run set 88% in ten minutes as the target, for a CPU
+# with AMX units; the cell above says whether this run reached it. On the 2-core AVX2 CPU
+# this chapter was written on, the budget buys about six epochs of the narrow net, and the
+# run ended a few points short of 88% (the README's results table has the recorded run):
+# the recipe is the fastest known, so what is missing is arithmetic, not tricks. A wider
+# net or more epochs cross 88%, at more minutes.
+#
+# **What each trick buys.** The ideas above were measured one at a time on a GPU with the
+# full-width nets: in Page's step-by-step blog series (2018), one-cycle-like linear schedule
+# and a larger batch, removing redundant layers (from ResNet-18 to ResNet-9), batch-norm
+# tweaks, label smoothing, flip TTA and more took the time to 94% from 297 s to 26 s;
+# Jordan's airbench paper (2024) ablates its own (whitening, lookahead, the decoupled
+# hyperparameters, TTA) down to 3.3 s. Exercise 5 lets you measure one of them yourself.
 #
 # ## Summary
 #
@@ -675,8 +771,9 @@ if PROFILE == "cpu":
 #   matrix multiplies are several times faster but conv training is not; on a GPU both are.
 # - Clipping, early stopping and atomic checkpoints make long runs safe; a resumed run
 #   ends bit-for-bit where an uninterrupted one does.
-# - The speed-run recipe: a shallow wide ResNet, one-cycle SGD + Nesterov, label
-#   smoothing, flip + crop augmentation, flip TTA.
+# - The speed-run recipe (airbench): a shallow wide net with a whitened, frozen first
+#   layer, SGD + Nesterov with decoupled hyperparameters, a triangular schedule, label
+#   smoothing, flip + crop augmentation, lookahead weight averaging, flip and shift TTA.
 #
 # ## Exercises
 #
