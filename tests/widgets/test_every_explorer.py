@@ -15,15 +15,25 @@ import warnings
 
 import ipywidgets as widgets
 import pytest
+import torch
 
 import cnnbook.widgets
 from cnnbook.widgets.base import Explorer
+
+
+def _small_resnet():
+    from cnnbook.models.cifar_resnet import cifar_resnet
+    torch.manual_seed(0)
+    return cifar_resnet(8, width_mult=0.5).eval()
+
 
 # explorers that need arguments (or would be slow at their defaults): how to build a small one
 FACTORIES: dict[str, callable] = {
     "AugmentationExplorer": lambda cls: cls(n_images=2, rows=1),
     "FeatureMapExplorer": lambda cls: _feature_map_explorer(cls),
     "GaborExplorer": lambda cls: cls(size=48),
+    "GradCAMExplorer": lambda cls: cls(_small_resnet(), torch.rand(2, 3, 32, 32),
+                                       class_names=[str(i) for i in range(10)]),
     "KernelEditor": lambda cls: cls(size=48),
 }
 
