@@ -151,3 +151,199 @@ def course_indices(dataset, course_labels: torch.Tensor) -> torch.Tensor:
     for c in range(n):
         out[folder_labels == c] = torch.nonzero(course_labels == c).flatten()
     return out
+
+
+# ---------------------------------------------------------------- your own images
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+class FolderData:
+    """A train/ and val/ image folder decoded once into uint8 tensors, with what was skipped.
+
+    ``train`` and ``val`` are ``(images, labels)``: images (N, 3, size, size) uint8, labels
+    int64 indices into ``classes``. ``files`` lists each split's file paths in the same
+    order; ``skipped`` lists ``(path, reason)`` for every file or folder left out.
+    """
+
+    def __init__(self, root, classes, train, val, files, skipped, size):
+        self.root, self.classes, self.train, self.val = root, classes, train, val
+        self.files, self.skipped, self.size = files, skipped, size
+
+    def loaders(self, batch_size: int = 32, transform=None, device=None, seed: int = 0):
+        """``TensorLoader``s over train (shuffled) and val, as ``load_data`` gives them."""
+        from cnnbook.data.loader import TensorLoader
+
+        return (TensorLoader(*self.train, batch_size, shuffle=True, transform=transform,
+                             train=True, device=device, seed=seed),
+                TensorLoader(*self.val, batch_size, transform=transform, device=device))
+
+    def counts(self):
+        """Images per class and split, as a pandas table."""
+        import pandas as pd
+
+        return pd.DataFrame({split: torch.bincount(y, minlength=len(self.classes)).tolist()
+                             for split, (_, y) in (("train", self.train), ("val", self.val))},
+                            index=pd.Index(self.classes, name="class"))
+
+    def __repr__(self) -> str:
+        return (f"FolderData({str(self.root)!r}: {len(self.classes)} classes, "
+                f"{len(self.train[1])} train + {len(self.val[1])} val images at {self.size} px, "
+                f"{len(self.skipped)} skipped)")
+
+
+def _decode(path: Path, size: int) -> torch.Tensor:
+    """One image file -> (3, size, size) uint8: RGB, shorter side resized to ``size``, centre crop."""
+    from PIL import Image
+    from torchvision.transforms.v2 import functional as TF
+
+    with Image.open(path) as img:
+        img.load()   # decode now: a truncated file fails here, not in the middle of an epoch
+        img = img.convert("RGB")
+        x = TF.pil_to_tensor(img)
+    x = TF.resize(x, [size], antialias=True)
+    return TF.center_crop(x, [size, size])
+
+
+def load_image_folder(root, size: int = 64, splits=("train", "val"),
+                      warn: bool = True) -> FolderData:
+    """Your own images: ``root/train/<class>/*`` and ``root/val/<class>/*``, checked and decoded.
+
+    As in the sources, the classes are the sorted sub-folder names of ``train/`` (the folder
+    name is the label) and ``val/`` must use the same names. Every file is opened and decoded
+    up front (PIL), resized (shorter side to ``size``, antialiased) and centre-cropped to a
+    square, so a bad file is found now, by name, and never in the middle of an epoch. Left out
+    with a warning, and listed in ``.skipped``: a file that is not an image or cannot be read
+    or decoded (truncated, empty, no permission), a class folder with no usable image (in
+    ``train/`` the class is dropped), a file directly in ``train/``; hidden files (``.name``)
+    are ignored silently. A missing folder, or no usable class at all, is an error.
+    """
+    import warnings
+
+    root = Path(root)
+    if size < 1:
+        raise ValueError(f"size must be a positive number of pixels, got {size}")
+    for split in splits:
+        if not (root / split).is_dir():
+            found = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+            raise FileNotFoundError(
+                f"{root / split} is not a folder. Expected {root}/train/<class>/<images> and "
+                f"{root}/val/<class>/<images>" + (f"; {root} holds {found}" if root.is_dir()
+                                                  else f"; {root} does not exist"))
+    skipped: list[tuple[str, str]] = []
+    decoded: dict[str, dict[str, list]] = {}
+    for split in splits:
+        decoded[split] = {}
+        for entry in sorted((root / split).iterdir()):
+            if entry.name.startswith("."):
+                continue
+            if not entry.is_dir():
+                skipped.append((str(entry), f"a file directly in {split}/, not in a class folder"))
+                continue
+            good = []
+            for f in sorted(entry.iterdir()):
+                if f.name.startswith(".") or f.is_dir():
+                    continue
+                if f.suffix.lower() not in IMAGE_EXTENSIONS:
+                    skipped.append((str(f), f"not an image file (extension {f.suffix or 'none'})"))
+                    continue
+                try:
+                    good.append((f, _decode(f, size)))
+                except PermissionError:
+                    skipped.append((str(f), "cannot be read (permission denied)"))
+                except Exception as exc:  # PIL raises several types for broken files
+                    why = "empty file" if f.stat().st_size == 0 else f"{type(exc).__name__}: {exc}"
+                    skipped.append((str(f), f"not a readable image ({why})"))
+            if not good:
+                skipped.append((str(entry), "class folder with no usable image"))
+                continue
+            decoded[split][entry.name] = good
+    classes = sorted(decoded[splits[0]])
+    if not classes:
+        raise ValueError(f"{root / splits[0]} has no class folder with a usable image")
+    for split in splits[1:]:
+        extra = sorted(set(decoded[split]) - set(classes))
+        for name in extra:
+            skipped.append((str(root / split / name), f"class not in {splits[0]}/: ignored"))
+        for name in sorted(set(classes) - set(decoded[split])):
+            warnings.warn(f"{root / split} has no usable images of class {name!r}", stacklevel=2)
+    tensors, files = {}, {}
+    for split in splits:
+        imgs, labels, paths = [], [], []
+        for k, name in enumerate(classes):
+            for f, x in decoded[split].get(name, []):
+                imgs.append(x)
+                labels.append(k)
+                paths.append(str(f))
+        images = torch.stack(imgs) if imgs else torch.empty(0, 3, size, size, dtype=torch.uint8)
+        tensors[split] = (images, torch.tensor(labels, dtype=torch.long))
+        files[split] = paths
+    if warn and skipped:
+        warnings.warn(f"{len(skipped)} item(s) skipped in {root}:\n" + "\n".join(
+            f"  - {p}: {why}" for p, why in skipped), stacklevel=2)
+    return FolderData(root, classes, tensors[splits[0]], tensors[splits[-1]], files,
+                      skipped, size)
+
+
+#: A new task made of CIFAR-10 photographs: how does the thing in the picture move?
+MOVES = {"flies": ("airplane", "bird"), "drives": ("automobile", "truck"),
+         "floats": ("ship",), "walks": ("cat", "deer", "dog", "horse")}
+
+
+def build_demo_folder(root, train_per_class: int = 30, val_per_class: int = 10,
+                      source: Path | None = None, groups: dict | None = None,
+                      broken: bool = True, seed: int = 0) -> Path:
+    """Write a small "your own images" folder from the CIFAR-10 JPEGs: a new task, no download.
+
+    ``groups`` maps each new class to CIFAR-10 classes (default ``MOVES``: flies / drives /
+    floats / walks), drawn at random from ``source``, a folder of CIFAR-10 class folders
+    (default: the test split unpacked by ``extract_split("test")``, as chapter 15 does). With
+    ``broken`` it also plants what a real folder contains sooner or later: a text file named
+    ``.jpg``, a truncated JPEG, a notes file and an empty class folder, for
+    ``load_image_folder`` to report. The folder is built under a temporary name and renamed
+    when complete; a complete one is reused.
+    """
+    import random
+
+    groups = dict(groups or MOVES)
+    root = Path(root)
+    if (root / MARKER).is_file():
+        return root
+    source = Path(source) if source is not None else extract_split("test")
+    want = train_per_class + val_per_class
+    rng = random.Random(seed)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".part", dir=root.parent))
+    try:
+        for new, olds in groups.items():
+            missing = [c for c in olds if not (source / c).is_dir()]
+            if missing:
+                raise ValueError(f"{source} has no class folders {missing}")
+            pool = [f for c in olds for f in sorted((source / c).glob("*.jpg"))]
+            if len(pool) < want:
+                raise ValueError(f"{source} has {len(pool)} images for {new!r}, need {want}")
+            picks = rng.sample(pool, want)
+            for split, chosen in (("train", picks[:train_per_class]),
+                                  ("val", picks[train_per_class:])):
+                folder = tmp / split / new
+                folder.mkdir(parents=True, exist_ok=True)
+                for f in chosen:
+                    shutil.copyfile(f, folder / f"{f.parent.name}_{f.name}")
+        if broken:
+            first, last = sorted(groups)[0], sorted(groups)[-1]
+            (tmp / "train" / first / "holiday_notes.jpg").write_text("not a photo\n")
+            good = sorted((tmp / "train" / first).glob("*.jpg"))[0].read_bytes()
+            (tmp / "train" / last / "half_copied.jpg").write_bytes(good[:len(good) // 3])
+            (tmp / "train" / first / "README.txt").write_text("photos from my phone\n")
+            (tmp / "train" / "swims").mkdir()
+        (tmp / MARKER).write_text("complete\n")
+        mode = 0o777 & ~_umask()
+        for d in [tmp, *[p for p in tmp.rglob("*") if p.is_dir()]]:
+            d.chmod(mode)
+        try:
+            os.rename(tmp, root)
+        except OSError:
+            if not (root / MARKER).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root

@@ -131,3 +131,93 @@ def test_real_cifar10_both_paths_give_identical_tensors():
     assert torch.equal(labels, course_labels[idx[pick]])
     assert torch.equal(images, course_images[idx[pick]])
     assert torch.equal(idx, torch.arange(10_000))  # the two orders are in fact the same
+
+
+# ------------------------------------------------------------- load_image_folder (chapter 19)
+def make_folder(root, classes=("cats", "dogs"), per_split=(3, 2), size=(40, 30)):
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(1)
+    for split, n in zip(("train", "val"), per_split):
+        for c in classes:
+            (root / split / c).mkdir(parents=True, exist_ok=True)
+            for k in range(n):
+                arr = (torch.rand(size[1], size[0], 3, generator=g) * 255).to(torch.uint8).numpy()
+                Image.fromarray(arr).save(root / split / c / f"{k}.png")
+    return root
+
+
+def test_load_image_folder_reads_classes_and_resizes(tmp_path):
+    from cnnbook.data import load_image_folder
+
+    root = make_folder(tmp_path / "photos")
+    data = load_image_folder(root, size=16)
+    assert data.classes == ["cats", "dogs"] and data.skipped == []
+    images, labels = data.train
+    assert images.shape == (6, 3, 16, 16) and images.dtype == torch.uint8
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1] and data.val[1].tolist() == [0, 0, 1, 1]
+    assert data.files["train"][3].endswith("dogs/0.png")
+    assert data.counts().loc["dogs", "val"] == 2
+    train_iter, val_iter = data.loaders(batch_size=4, device="cpu")
+    assert sum(len(y) for _, y in train_iter) == 6 and len(val_iter) == 1
+
+
+def test_bad_files_are_named_skipped_and_warned_about(tmp_path):
+    from cnnbook.data import load_image_folder
+
+    root = make_folder(tmp_path / "photos")
+    (root / "train" / "cats" / "notes.jpg").write_text("not a photo")
+    good = (root / "train" / "dogs" / "0.png").read_bytes()
+    (root / "train" / "dogs" / "cut.png").write_bytes(good[:len(good) // 2])
+    (root / "train" / "dogs" / "empty.jpg").write_bytes(b"")
+    (root / "train" / "cats" / "list.csv").write_text("a,b\n")
+    (root / "train" / "birds").mkdir()
+    (root / "train" / "stray.jpg").write_bytes(good)
+    (root / "val" / "fish").mkdir()
+    (root / "val" / "fish" / "0.png").write_bytes(good)
+    (root / "train" / "cats" / ".DS_Store").write_text("mac")
+    with pytest.warns(UserWarning, match=r"7 item\(s\) skipped") as rec:
+        data = load_image_folder(root, size=8)
+    text = str(rec[0].message)
+    for name in ("notes.jpg", "cut.png", "empty.jpg", "list.csv", "birds", "stray.jpg", "fish"):
+        assert name in text
+    assert ".DS_Store" not in text
+    reasons = dict((p.split("/")[-1], why) for p, why in data.skipped)
+    assert "empty file" in reasons["empty.jpg"] and "not an image file" in reasons["list.csv"]
+    assert "no usable image" in reasons["birds"] and "not in train/" in reasons["fish"]
+    assert data.classes == ["cats", "dogs"] and len(data.train[1]) == 6   # the good ones, all
+    for _ in data.loaders(batch_size=2, device="cpu")[0]:                  # a whole epoch runs
+        pass
+
+
+def test_missing_folders_and_empty_trees_are_clear_errors(tmp_path):
+    from cnnbook.data import load_image_folder
+
+    with pytest.raises(FileNotFoundError, match="train/<class>/<images>"):
+        load_image_folder(tmp_path / "nothing")
+    (tmp_path / "t" / "train" / "a").mkdir(parents=True)
+    (tmp_path / "t" / "val").mkdir()
+    with pytest.raises(ValueError, match="no class folder with a usable"):
+        load_image_folder(tmp_path / "t")
+    with pytest.raises(ValueError, match="size"):
+        load_image_folder(tmp_path / "t", size=0)
+
+
+def test_build_demo_folder_arranges_a_new_task_with_planted_accidents(tmp_path):
+    from cnnbook.data import build_demo_folder, load_image_folder
+
+    source = tmp_path / "cifar"
+    for c in ("airplane", "bird", "ship"):
+        (source / c).mkdir(parents=True)
+        for k in range(4):
+            img = (torch.rand(3, 32, 32) * 255).to(torch.uint8)
+            (source / c / f"{k:04d}.jpg").write_bytes(encode_jpeg(img).numpy().tobytes())
+    groups = {"flies": ("airplane", "bird"), "floats": ("ship",)}
+    root = build_demo_folder(tmp_path / "moves", 2, 1, source=source, groups=groups)
+    assert (root / image_folder.MARKER).is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    with pytest.warns(UserWarning, match="skipped"):
+        data = load_image_folder(root, size=8)
+    assert data.classes == ["flies", "floats"] and data.counts()["val"].tolist() == [1, 1]
+    assert len(data.skipped) == 4 and any(p.endswith("swims") for p, _ in data.skipped)
+    assert build_demo_folder(tmp_path / "moves", 2, 1, source=source, groups=groups) == root
