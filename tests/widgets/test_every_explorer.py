@@ -35,6 +35,7 @@ FACTORIES: dict[str, callable] = {
     "GradCAMExplorer": lambda cls: cls(_small_resnet(), torch.rand(2, 3, 32, 32),
                                        class_names=[str(i) for i in range(10)]),
     "KernelEditor": lambda cls: cls(size=48),
+    "TransferCurveExplorer": lambda cls: cls(_transfer_table()),
 }
 
 
@@ -48,6 +49,14 @@ def _feature_map_explorer(cls):
     images = torch.randint(0, 256, (20, 1, 28, 28), dtype=torch.uint8)
     return cls(lenet5(), images, labels=torch.arange(20) % 10,
                class_names=[f"class {i}" for i in range(10)])
+
+
+def _transfer_table():
+    """Two methods' measured accuracies at two label budgets (TransferCurveExplorer's input)."""
+    from cnnbook.transfer.curves import label_table
+
+    return label_table([{"method": m, "per_class": n, "acc": a + (0.2 if n == 100 else 0.0)}
+                        for m, a in (("fine-tune", 0.5), ("scratch", 0.2)) for n in (10, 100)])
 
 
 def explorer_classes() -> list[type]:
