@@ -684,6 +684,20 @@ for _k, _s, _p in [(2, 2, 0), (3, 2, 1), (3, 1, 1), (4, 3, 2), (2, 1, 0)]:
     assert torch.allclose(pool2d_full(_X, _k, _s, _p, "max"), _ref_max), (_k, _s, _p)
     assert torch.allclose(pool2d_full(_X, _k, _s, _p, "avg"), _ref_avg, atol=1e-6), (_k, _s, _p)
 print("pool2d_full agrees with PyTorch")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+
+
+def _ref(X, k, stride, padding=0, mode="max"):
+    _f = F.max_pool2d if mode == "max" else F.avg_pool2d
+    return _f(X[None, None], k, stride, padding)[0, 0]
+
+
+_g = generator(301)
+_cases = [(torch.randn(8, 11, generator=_g), 3, 3, 1, "max"), (torch.randn(8, 11, generator=_g), 3, 3, 1, "avg"),
+          (torch.randn(5, 6, generator=_g) - 5, 2, 1, 1, "max"), (torch.randn(9, 4, generator=_g), 4, 2, 2, "avg")]
+agrees(pool2d_full, _ref, _cases, atol=1e-6)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 2 (spatial pyramid pooling).** He et al. (2014) let a CNN take images of any
@@ -713,6 +727,18 @@ for _h, _w in [(13, 13), (7, 20), (4, 4)]:
     assert torch.allclose(_out[:, 3:7], _level2.permute(2, 0, 1).reshape(2, 4))
 assert spp(torch.randn(1, 5, 9, 9), levels=(1, 3)).shape == (1, 5 * 10)
 print("spp gives", spp(torch.randn(1, 3, 30, 17)).shape[1], "numbers for any image size")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+
+
+def _ref(x, levels=(1, 2, 4)):
+    return torch.cat([F.adaptive_max_pool2d(x, l).flatten(1) for l in levels], dim=1)
+
+
+_g = generator(302)
+agrees(spp, _ref, [(torch.randn(3, 2, 11, 6, generator=_g),), (torch.randn(1, 4, 9, 9, generator=_g), (2, 3)),
+                   (torch.randn(2, 3, 5, 17, generator=_g), (1, 5))])
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 3 (the gradient of max pooling).** In the backward pass, max pooling sends
@@ -747,6 +773,20 @@ for _k, (_h, _w) in [(2, (6, 8)), (3, (9, 6)), (4, (8, 8))]:
     assert torch.allclose(_mine, _X.grad), _k
     assert int((_mine != 0).sum()) == _Z.numel()   # one input per window gets the gradient
 print("max pooling routes each gradient to its window's maximum")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+
+
+def _ref(X, grad_out, k):
+    _X = X.clone().requires_grad_(True)
+    (F.max_pool2d(_X[None, None], k)[0, 0] * grad_out).sum().backward()
+    return _X.grad
+
+
+_g = generator(303)
+agrees(max_pool_backward, _ref, [(torch.randn(h, w, generator=_g), torch.randn(h // k, w // k, generator=_g), k)
+                                 for k, h, w in [(2, 4, 10), (5, 10, 5), (3, 12, 9)]])
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 4 (GELU's dip).** GELU, $x\,\Phi(x)$, is not monotonic: it dips below zero
@@ -779,6 +819,11 @@ _vals = F.gelu(_grid)
 assert abs(_xs - float(_grid[_vals.argmin()])) < 1e-4, _xs
 assert abs(_fs - float(_vals.min())) < 1e-4, _fs
 print(f"GELU's minimum: f({_xs:.4f}) = {_fs:.4f}")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import same
+_xs2, _fs2 = gelu_minimum()
+same((_xs2, _fs2), (-0.7517916, -0.1699712), atol=1e-4, rtol=0.0, what="gelu_minimum()")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 5 (revive a dead unit).** Show that a dead ReLU unit stays dead and a
@@ -819,6 +864,29 @@ _leaky = steps_to_revive("leaky_relu", steps=5000, lr=1.0)
 _elu = steps_to_revive("elu", steps=5000, lr=1.0)
 assert _leaky is not None and _elu is not None, (_leaky, _elu)
 print(f"ReLU: never; LeakyReLU revives after {_leaky} steps, ELU after {_elu}")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees
+from cnnbook.activations import make_activation as _ma
+
+
+def _ref(act, steps=200, lr=0.1):
+    _f = _ma(act)
+    _w = torch.tensor(1.0, requires_grad=True)
+    _b = torch.tensor(-5.0, requires_grad=True)
+    _xx = torch.linspace(-1, 1, 64)
+    _t = _xx.clamp(min=0)
+    for _step in range(1, steps + 1):
+        _gw, _gb = torch.autograd.grad(((_f(_w * _xx + _b) - _t) ** 2).mean(), (_w, _b))
+        with torch.no_grad():
+            _w -= lr * _gw
+            _b -= lr * _gb
+            if bool((_w * _xx + _b > 0).any()):
+                return _step
+    return None
+
+
+agrees(steps_to_revive, _ref, [("leaky_relu", 3000, 0.7), ("elu", 3000, 1.3), ("relu", 50, 2.0), ("elu", 5, 1.0)])
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## References

@@ -832,6 +832,21 @@ for _eps in (0.0, 0.1, 0.3):
 _g = smoothed_ce_grad(torch.tensor([[20.0, 0.0, 0.0]]), torch.tensor([0]), 0.1)
 assert _g[0, 0] > 0.05
 print("label smoothing: gradient = softmax - smoothed targets")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+
+
+def _ref(logits, labels, eps):
+    _o = logits.clone().requires_grad_(True)
+    F.cross_entropy(_o, labels, label_smoothing=eps).backward()
+    return _o.grad
+
+
+_g = generator(401)
+agrees(smoothed_ce_grad, _ref, [(torch.randn(n, c, generator=_g, dtype=torch.float64),
+                                 torch.randint(0, c, (n,), generator=_g), e)
+                                for n, c, e in [(3, 7, 0.2), (9, 2, 0.05), (4, 4, 0.6)]], atol=1e-9)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 2 (the largest stable learning rate).** For the mean squared error of a
@@ -863,6 +878,18 @@ assert torch.allclose(_below, torch.tensor([1.0, -1.0, 0.5], dtype=torch.float64
 assert _above.abs().max() > 1e6
 assert abs(max_stable_lr(X_toy) - 2 / np.linalg.eigvalsh(H).max()) < 1e-9
 print(f"stable below lr = {_bound:.4f}; section 3's toy problem: {max_stable_lr(X_toy):.3f}")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+
+
+def _ref(X):
+    return 2.0 / torch.linalg.eigvalsh(X.T @ X / X.shape[0]).max().item()
+
+
+_g = generator(402)
+agrees(max_stable_lr, _ref, [(torch.randn(n, d, generator=_g, dtype=torch.float64) * s,)
+                             for n, d, s in [(50, 4, 3.0), (20, 2, 0.5), (80, 6, 1.0)]], rtol=1e-6)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 3 (convolution backward with a stride).** Extend `conv_backward_loops` to a
@@ -899,6 +926,25 @@ for _s, _size, _k in ((2, 7, 3), (3, 8, 2), (1, 5, 3), (2, 6, 2)):
     _dX, _dK = conv_backward_stride_loops(_X.detach(), _K.detach(), _G, _s)
     assert torch.allclose(_dX, _X.grad) and torch.allclose(_dK, _K.grad), (_s, _size, _k)
 print("strided convolution backward matches autograd")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+
+
+def _ref(X, K, dZ, stride):
+    _X, _K = X.clone().requires_grad_(True), K.clone().requires_grad_(True)
+    (F.conv2d(_X[None, None], _K[None, None], stride=stride)[0, 0] * dZ).sum().backward()
+    return _X.grad, _K.grad
+
+
+_g = generator(403)
+_cases = []
+for _s, _n, _k in ((2, 9, 3), (3, 7, 1), (1, 4, 4), (4, 11, 3)):
+    _zn = (_n - _k) // _s + 1
+    _cases.append((torch.randn(_n, _n, generator=_g, dtype=torch.float64),
+                   torch.randn(_k, _k, generator=_g, dtype=torch.float64),
+                   torch.randn(_zn, _zn, generator=_g, dtype=torch.float64), _s))
+agrees(conv_backward_stride_loops, _ref, _cases, atol=1e-9)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 4 (a whole backward pass).** A tiny all-convolutional classifier: a 3x3
@@ -937,6 +983,22 @@ _dK, _dW = manual_grads(_X, _y, _K.detach(), _W.detach())
 assert _dK.shape == _K.shape and _dW.shape == _W.shape
 assert relative_error(_dK, _K.grad) < 1e-10 and relative_error(_dW, _W.grad) < 1e-10
 print("hand-written backward pass = autograd")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+
+
+def _ref(X, y, K, W):
+    _K, _W = K.clone().requires_grad_(True), W.clone().requires_grad_(True)
+    F.cross_entropy(F.relu(F.conv2d(X, _K)).mean(dim=(2, 3)) @ _W.T, y).backward()
+    return _K.grad, _W.grad
+
+
+_g = generator(404)
+_cases = [(torch.randn(n, 1, s, s, generator=_g, dtype=torch.float64), torch.randint(0, c, (n,), generator=_g),
+           torch.randn(m, 1, 3, 3, generator=_g, dtype=torch.float64), torch.randn(c, m, generator=_g, dtype=torch.float64))
+          for n, s, m, c in [(3, 7, 2, 3), (6, 5, 4, 5)]]
+agrees(manual_grads, _ref, _cases, forbid=("torch.autograd.backward", "torch.autograd.grad"), atol=1e-9)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 5 (what a shift does to the MLP).** Section 8 showed that the MLP loses
@@ -984,6 +1046,13 @@ _acc_aug = shifted_accuracy(augmented_mlp, test_iter, (3,))[3]
 _acc_plain = shifted_accuracy(_plain, test_iter, (3,))[3]
 print(f"accuracy on digits shifted by 3 px: augmented {_acc_aug:.3f}, plain {_acc_plain:.3f}")
 assert _acc_aug > _acc_plain + 0.05
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons
+check_comparisons()
+assert isinstance(augmented_mlp, nn.Module) and isinstance(_plain, nn.Module) and augmented_mlp is not _plain
+assert float(_acc_aug) > float(_acc_plain) + 0.05
+assert any(not torch.equal(a, b) for a, b in zip(augmented_mlp.parameters(), _plain.parameters())),     "training with shifts must change the model"
+### END HIDDEN TESTS
 
 # %% [markdown]
 # The MLP *can* learn to cope with shifts, but only by seeing the digits at every

@@ -525,6 +525,8 @@ def fc_share(model: nn.Module) -> float:
     ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "ex-14-fc-share-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from cnnbook.profiling import count_params
+
 with torch.device("meta"):
     _models = {a.name: a.build() for a in ARCHITECTURES}
 _lenet_fc = (400 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10)
@@ -534,6 +536,22 @@ assert abs(fc_share(_models["AlexNet"]) - _alex_fc / 61_100_840) < 1e-12
 assert fc_share(_models["NiN"]) == 0  # global average pooling, no linear layer
 for _name, _m in _models.items():
     print(f"{_name:20s} {fc_share(_m):6.1%}")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+
+
+def _ref(model):
+    return sum(p.numel() for m in model.modules() if isinstance(m, nn.Linear)
+               for p in m.parameters(recurse=False)) / count_params(model)
+
+
+_g = generator(1401)
+_cases = []
+for _ in range(3):
+    _a, _b, _c = (int(v) for v in torch.randint(1, 30, (3,), generator=_g))
+    _cases.append((nn.Sequential(nn.Conv2d(3, _a, 3), nn.Flatten(), nn.Linear(_a, _b), nn.Sequential(nn.Linear(_b, _c, bias=False))),))
+agrees(fc_share, _ref, _cases, rtol=1e-9)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 2 (the cost of resolution).** The work of a convolution grows with the
@@ -565,6 +583,20 @@ with torch.device("meta"):
     _vgg = get("vgg11").build()
 _ratio = count_macs(_vgg, (1, 3, 320, 320)) / count_macs(_vgg, (1, 3, 160, 160))
 assert abs(resolution_exponent("vgg11", 160, 320) - math.log2(_ratio)) < 1e-9
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees
+from cnnbook.models.registry import get as _get
+from cnnbook.profiling import count_macs as _cm
+
+
+def _ref(key, small=224, large=448):
+    with torch.device("meta"):
+        _mdl = _get(key).build()
+    return math.log(_cm(_mdl, (1, 3, large, large)) / _cm(_mdl, (1, 3, small, small))) / math.log(large / small)
+
+
+agrees(resolution_exponent, _ref, [("alexnet", 240, 300), ("mobilenet_v2", 96, 200)], rtol=1e-6)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 3 (the frontier).** A network is on the *Pareto frontier* if no other
@@ -594,6 +626,27 @@ assert pareto_front(_toy) == ["a", "b", "d"]
 _front = pareto_front(costs.dropna(subset=["acc1"]))
 print("frontier of the course's ImageNet networks:", _front)
 assert "MobileNet V3-Large" in _front and "VGG-16" not in _front and "AlexNet" not in _front
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+
+
+def _ref(df, cost="gmacs", score="acc1", label="architecture"):
+    _rows = df.dropna(subset=[cost, score]).sort_values([cost, score], ascending=[True, False])
+    _front, _best = [], -math.inf
+    for _, _r in _rows.iterrows():
+        if _r[score] > _best:
+            _front.append(_r[label])
+            _best = _r[score]
+    return _front
+
+
+_g = generator(1403)
+_cases = []
+for _n in (6, 12):
+    _c, _s = torch.rand(_n, generator=_g).tolist(), torch.rand(_n, generator=_g).tolist()
+    _cases.append((pd.DataFrame({"net": [f"n{i}" for i in range(_n)], "cost": _c, "score": _s}), "cost", "score", "net"))
+agrees(pareto_front, _ref, _cases)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 4 (extend the registry).** ResNet-34 is in `cnnbook.models.resnet` but not
@@ -619,6 +672,16 @@ assert resnet34_entry.key == "resnet34" and resnet34_entry.chapter == "11"
 assert _row["params_m"] == _row["tv_params_m"]
 assert abs(_row["gmacs"] / _row["tv_gmacs"] - 1) < 0.01
 assert _row["acc1"] > c.at["ResNet-18", "acc1"]
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons, same
+from cnnbook.models.registry import Architecture as _Arch
+from cnnbook.models.resnet import resnet34 as _r34
+check_comparisons()
+assert type(resnet34_entry) is _Arch
+same((resnet34_entry.key, resnet34_entry.chapter, resnet34_entry.torchvision), ("resnet34", "11", "resnet34"),
+     what="key, chapter, torchvision name")
+assert resnet34_entry.build is _r34 or resnet34_entry.build().__class__ is _r34().__class__
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## References
