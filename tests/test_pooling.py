@@ -170,3 +170,25 @@ def test_adaptive_bins_reproduce_adaptive_avg_pool(n):
 def test_adaptive_bins_rejects_empty_sizes():
     with pytest.raises(ValueError):
         adaptive_bins(0, 3)
+
+
+@pytest.mark.parametrize("name", list(POOLING_LAYERS))
+def test_gradients_match_finite_differences(name):
+    """Input and parameter gradients of each layer against central differences (double);
+    stochastic pooling in eval mode, where it is a smooth function of its input."""
+    torch.manual_seed(0)
+    layer = POOLING_LAYERS[name](3).double().eval()
+    names = [n for n, _ in layer.named_parameters()]
+    params = [p.detach().clone().requires_grad_() for _, p in layer.named_parameters()]
+    x = (torch.rand(2, 3, 6, 6, dtype=torch.double) + 0.1).requires_grad_()
+
+    def f(x, *ps):
+        return torch.func.functional_call(layer, dict(zip(names, ps)), (x,))
+
+    assert torch.autograd.gradcheck(f, (x, *params), eps=1e-6, atol=1e-5)
+    if params:   # the parameters really are trained: a step changes the output
+        before = layer(x).detach()
+        opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+        layer(x).square().sum().backward()
+        opt.step()
+        assert not torch.allclose(layer(x), before)

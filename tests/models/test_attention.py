@@ -146,3 +146,20 @@ def test_factories_plug_into_the_cifar_resnet():
     net = cifar_resnet.resnet20(attention=attention_factory("cbam"))
     assert sum(isinstance(m, CBAM) for m in net.modules()) == 9
     assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+@pytest.mark.parametrize("make", [lambda: SqueezeExcite(8, 4), lambda: ChannelAttention(8, 4),
+                                  lambda: SpatialAttention(3), lambda: CBAM(8, 4, 3)])
+def test_gradients_match_finite_differences(make):
+    """Not only "a gradient exists": autograd's gradients of input and every parameter agree
+    with central differences, in double precision."""
+    torch.manual_seed(0)
+    module = make().double()
+    names = [n for n, _ in module.named_parameters()]
+    params = [p.detach().clone().requires_grad_() for _, p in module.named_parameters()]
+    x = torch.randn(2, 8, 5, 5, dtype=torch.double, requires_grad=True)
+
+    def f(x, *ps):
+        return torch.func.functional_call(module, dict(zip(names, ps)), (x,))
+
+    assert torch.autograd.gradcheck(f, (x, *params), eps=1e-6, atol=1e-5)

@@ -120,8 +120,16 @@ def test_auxiliary_heads_run_in_training_only():
     ce = nn.functional.cross_entropy
     expected = ce(logits, y) + 0.3 * sum(ce(a, y) for a in model.aux_outputs)
     assert torch.allclose(loss_fn(logits, y), expected)
-    loss_fn(logits, y).backward()
-    assert model.aux.inception4a.fc2.weight.grad is not None
+    # the heads' purpose: their loss sends gradient into the trunk below them
+    aux_only = sum(ce(a, y) for a in model.aux_outputs)
+    trunk = next(m for m in model.b1.modules() if isinstance(m, nn.Conv2d)).weight
+    head = model.aux.inception4a.fc2.weight
+    g_trunk, g_head = torch.autograd.grad(aux_only, [trunk, head], retain_graph=True)
+    assert float(g_trunk.abs().sum()) > 0 and float(g_head.abs().sum()) > 0
+    # and AuxLoss's gradient is the main one plus 0.3 times the heads'
+    g_main, = torch.autograd.grad(ce(logits, y), trunk, retain_graph=True)
+    g_all, = torch.autograd.grad(loss_fn(logits, y), trunk, retain_graph=True)
+    torch.testing.assert_close(g_all, g_main + 0.3 * g_trunk)
     model.eval()
     with torch.no_grad():
         logits = model(x)
