@@ -544,12 +544,27 @@ def alexnet_params(two_towers: bool = True, num_classes: int = 1000) -> int:
     ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "ex-06-alexnet-params-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from cnnbook.profiling import count_params
+
 for _towers in (True, False):
     for _classes in (1000, 10):
         with META:
             _expected = count_params(alexnet_2012(two_towers=_towers, num_classes=_classes))
         assert alexnet_params(_towers, _classes) == _expected, (_towers, _classes)
 print(f"two towers: {alexnet_params(True):,}; one tower: {alexnet_params(False):,}")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+from cnnbook.models.alexnet import alexnet_2012 as _ax
+
+
+def _ref(two_towers=True, num_classes=1000):
+    with torch.device("meta"):
+        return count_params(_ax(two_towers=two_towers, num_classes=num_classes))
+
+
+_n = (2 + torch.randperm(500, generator=generator(601))[:2]).tolist()
+agrees(alexnet_params, _ref, [(True, _n[0]), (False, _n[1]), dict(num_classes=_n[1])], forbid=("torch.nn.Module.__init__", "torch.nn.Module.__call__", "torch.nn.Module.parameters"))
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 2 (LRN by hand).** Implement the paper's local response normalisation,
@@ -578,6 +593,20 @@ assert torch.allclose(local_response_norm(_a), nn.LocalResponseNorm(**LRN_2012)(
 _ref = nn.LocalResponseNorm(3, alpha=3 * 0.01, beta=0.5, k=1.0)(_a)
 assert torch.allclose(local_response_norm(_a, n=3, alpha=0.01, beta=0.5, k=1.0), _ref, atol=1e-5)
 print("your LRN matches nn.LocalResponseNorm")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+
+
+def _ref(a, n=5, alpha=1e-4, beta=0.75, k=2.0):
+    return nn.LocalResponseNorm(n, alpha=n * alpha, beta=beta, k=k)(a)
+
+
+_g = generator(602)
+agrees(local_response_norm, _ref, [(10 * torch.randn(3, 6, 3, 5, generator=_g), 3, 0.02, 0.6, 1.5),
+                                   (30 * torch.randn(1, 11, 2, 2, generator=_g),),
+                                   (5 * torch.randn(2, 4, 4, 4, generator=_g), 7, 0.05, 1.0, 0.5)],
+       forbid=("torch.nn.functional.local_response_norm",), atol=1e-5)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 3 (dropout by hand).** Write `inverted_dropout(x, p, training, generator)`:
@@ -608,6 +637,22 @@ for _p in (0.2, 0.5, 0.8):
     assert torch.allclose(_y[_kept], _x[_kept] / (1 - _p)), "survivors are scaled by 1/(1-p)"
     assert abs(_y.mean().item() / _x.mean().item() - 1) < 0.02, "the mean must be preserved"
 print("inverted dropout OK")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons, generator, same
+check_comparisons()
+_g = generator(603)
+_x = torch.rand(50_000, generator=_g) + 0.5
+same(inverted_dropout(_x, 0.3, training=False), _x, what="eval mode")
+same(inverted_dropout(_x, 0.0, training=True), _x, what="p = 0")
+for _p in torch.rand(3, generator=_g).mul(0.8).add(0.1).tolist():
+    _y = inverted_dropout(_x.view(100, 500), _p, training=True, generator=torch.Generator().manual_seed(7))
+    assert type(_y) is torch.Tensor and tuple(_y.shape) == (100, 500), "same shape as the input"
+    _y = _y.flatten()
+    _frac = float((_y == 0).double().mean())
+    assert abs(_frac - _p) < 0.02, f"{_frac:.3f} of the values are zero, expected about {_p:.3f}"
+    _kept = _y != 0
+    same(_y[_kept], _x[_kept] / (1 - _p), what="survivors")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 4 (PCA colour augmentation).** AlexNet changed the colour of each training
@@ -646,6 +691,21 @@ _parts = sum(a * pca_color_offset(_pixels, torch.eye(3, dtype=torch.double)[i])
 assert torch.allclose(pca_color_offset(_pixels, _alphas), _parts), "linear in the alphas"
 print("RGB offset for alphas", _alphas.tolist(), ":",
       [round(v, 4) for v in pca_color_offset(_pixels, _alphas).tolist()])
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons, generator, same
+check_comparisons()
+_g = generator(604)
+_px = torch.rand(500, 3, generator=_g, dtype=torch.double) @ torch.rand(3, 3, generator=_g, dtype=torch.double)
+_cov = torch.cov(_px.T)
+_vs = [pca_color_offset(_px, torch.eye(3, dtype=torch.double)[i]) for i in range(3)]
+for _v in _vs:
+    assert type(_v) is torch.Tensor and tuple(_v.shape) == (3,)
+    same(_cov @ _v, _v.norm() * _v, atol=1e-9, what="an eigenvector times its eigenvalue")
+same(torch.sort(torch.stack([_v.norm() for _v in _vs])).values, torch.linalg.eigvalsh(_cov), atol=1e-9,
+     what="the eigenvalues of the pixel covariance")
+_al = torch.randn(3, generator=_g, dtype=torch.double)
+same(pca_color_offset(_px, _al), sum(a * v for a, v in zip(_al, _vs)), atol=1e-9, what="linear in the alphas")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## References
