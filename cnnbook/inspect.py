@@ -443,7 +443,8 @@ def prepare_image(image, channels: int, size, *, name: str | None = None,
         notes.append(f"{label} ({w}x{h}) was cut to its centre to fit the model's "
                      f"{size[1]}x{size[0]} input")
     if tuple(x.shape[-2:]) != size:
-        big = x.shape[-1] > size[1] or x.shape[-2] > size[0]
+        h, w = x.shape[-2:]
+        big = w > size[1] or h > size[0]
         if max(x.shape[-2:]) > 8 * max(size):  # two steps keep the antialiasing cheap
             step = (min(x.shape[-2], 4 * size[0]), min(x.shape[-1], 4 * size[1]))
             x = F.interpolate(x[None], size=step, mode="area")[0]
@@ -477,7 +478,8 @@ def transform_image(x: torch.Tensor, shift=(0, 0), rotate: float = 0.0, invert: 
         raise ValueError(f"noise must be >= 0, got {noise}")
     x = x.float()
     if dx or dy or rotate % 360:
-        x = TF.affine(x, angle=float(rotate), translate=[round(dx), round(dy)], scale=1.0,
+        # affine's angle turns clockwise; ours, as TF.rotate's and np.rot90's, anticlockwise
+        x = TF.affine(x, angle=-float(rotate), translate=[round(dx), round(dy)], scale=1.0,
                       shear=[0.0, 0.0], interpolation=InterpolationMode.BILINEAR, fill=0.0)
     if invert:
         x = 1.0 - x

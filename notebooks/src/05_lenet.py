@@ -468,6 +468,30 @@ print({name: tuple(m.shape) for name, m in maps.items()})
 # stage the maps are coarse and abstract, a 10x10 code for "what is where" that the fully
 # connected layers turn into a class.
 #
+# ### Explore: any image, any layer
+#
+# The `FeatureMapExplorer` below runs the trained LeNet-5 on an image you choose: a test
+# image (by number, or the n-th of a class), a bundled photograph, or one of your own
+# (the *your image* button), shifted, rotated, inverted or made noisy. Pick a layer to see
+# all its channels, or *one channel* to see it enlarged beside the 5x5 kernel that made it;
+# the bars on the left are the predicted class probabilities.
+
+# %%
+from cnnbook.widgets import FeatureMapExplorer
+
+explorer = FeatureMapExplorer(net_fit, test_iter.images, labels=test_iter.labels,
+                              class_names=names)
+print(f"layers: {', '.join(explorer.layers)}; this picture took "
+      f"{explorer.state['render_ms']:.0f} ms")
+explorer
+
+# %% [markdown]
+# Things to try: shift a sandal by a few pixels and watch the stage-1 maps shift with it
+# (convolution is equivariant, chapter 02); does the prediction hold? Rotate it by 90° or
+# invert it, which no training image ever was: which classes take over? A photo of your
+# own clothes has a chance only as a light garment on a dark background, like the
+# training images (the message line says when to tick *invert*).
+#
 # ## Summary
 #
 # - LeNet-5 (LeCun et al., 1989 and 1998) combined local receptive fields, shared weights

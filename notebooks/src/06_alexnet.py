@@ -503,6 +503,27 @@ fig = viz.plot_feature_maps(maps[0, :16].cpu(), ncols=8,
                             title=f"after conv1 (first 16 of {maps.shape[1]} maps)")
 
 # %% [markdown]
+# ### Explore: every layer of the trained AlexNet
+#
+# The same view for all five convolutional stages, on any test image, a photograph or an
+# image of your own, shifted, rotated, inverted or noisy (`FeatureMapExplorer`, met in
+# chapter 05). *One channel* shows a map enlarged beside its kernel: for conv2 to conv5 a
+# kernel has one slice per input channel, and the explorer shows the strongest ones.
+
+# %%
+from cnnbook.widgets import FeatureMapExplorer
+
+explorer = FeatureMapExplorer(model, test_iter.images, labels=test_iter.labels,
+                              class_names=names, image_size=size)
+print(f"{len(explorer.layers)} layers; this picture took {explorer.state['render_ms']:.0f} ms")
+explorer
+
+# %% [markdown]
+# Things to look for: with *colour scale: shared*, how many of a stage's channels are
+# dark for this image (the title counts those that are constant)? ReLU networks switch
+# whole channels off for inputs that lack their feature. Step from conv1 to conv5 and
+# watch the maps shrink with each overlapping pool while their number grows.
+#
 # ## Summary
 #
 # - AlexNet (Krizhevsky, Sutskever and Hinton, 2012) won ILSVRC 2012 with a top-5 error

@@ -425,6 +425,28 @@ viz.plot_feature_maps(maps["block1.relu1"][0, :16], title="block 1, after the fi
 viz.plot_feature_maps(maps["block3.relu2"][0, :16], title="block 3, after its second conv");
 
 # %% [markdown]
+# ### Explore: all eight convolutions and five blocks
+#
+# The `FeatureMapExplorer` (chapter 05) lists every convolution and every block of the
+# trained VGG-11 in the order the forward pass reaches them. Choose an image (a test
+# image, a photograph, your own upload, each shifted, rotated, inverted or noisy) and a
+# layer; *one channel* shows a map with its 3x3 kernel, one slice per input channel.
+
+# %%
+from cnnbook.widgets import FeatureMapExplorer
+
+explorer = FeatureMapExplorer(model, test_iter.images, labels=test_iter.labels,
+                              class_names=class_names, image_size=size)
+print(f"layers: {', '.join(explorer.layers)}; this picture took "
+      f"{explorer.state['render_ms']:.0f} ms")
+explorer
+
+# %% [markdown]
+# Things to look for: each block halves the maps' side, so by `block4` a 28 px image is
+# a few pixels across and a channel says *whether* its pattern is present, hardly
+# *where*. Shift the image by 4 pixels: the block-1 maps move by 4, the block-4 maps by
+# about one cell, and the prediction on the left shows how much the network cares.
+#
 # ## Summary
 #
 # - VGG made the *block* the unit of design: n 3x3 convolutions (padding 1) with ReLUs,

@@ -411,6 +411,30 @@ for name in ("stage1", "stage4"):
     fig = viz.plot_feature_maps(maps[name][0, :16], ncols=8, title=f"after {name}")
 
 # %% [markdown]
+# ### Explore: every convolution and stage of the trained ResNet
+#
+# The `FeatureMapExplorer` (chapter 05) on this ResNet-18: the stem, each convolution
+# inside the residual blocks (and the 1x1 shortcut convolutions where a stage halves the
+# size), and each stage's output, in forward order. For a stage, *one channel* shows the
+# kernel of its last convolution; the map itself is that convolution's output plus the
+# shortcut, after the final ReLU.
+
+# %%
+from cnnbook.data import class_names as dataset_classes
+from cnnbook.widgets import FeatureMapExplorer
+
+explorer = FeatureMapExplorer(model, test_iter.images, labels=test_iter.labels,
+                              class_names=dataset_classes("fashion_mnist"), image_size=size)
+print(f"{len(explorer.layers)} layers; this picture took {explorer.state['render_ms']:.0f} ms")
+explorer
+
+# %% [markdown]
+# Things to look for: compare `stage1.0.conv2` with `stage1` for the same channel. The
+# stage output is that convolution's (normalised) map plus the block's input, carried by
+# the shortcut: which of the two does it resemble more? Then add noise (σ 0.3): which
+# stage's maps change most, and does the prediction survive?
+
+# %% [markdown]
 # How much does each residual branch contribute? For every block we compare the size of
 # what the residual branch adds with the size of the shortcut it is added to, on a batch
 # of test images. Small ratios mean the block mostly passes its input on, a gentle
