@@ -559,6 +559,23 @@ for _args in [(64, (6, 12, 24, 16), 32, 0.5), (24, (3, 5), 12, 1.0), (16, (2, 3,
             _expected.append(_part.conv.out_channels)
     assert dense_channels(*_args) == _expected, _args
 print("channel arithmetic OK")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+from cnnbook.models.densenet import DenseNet as _DN
+
+
+def _ref(init_channels, block_config, growth_rate, compression=0.5):
+    _net = _DN(block_config, growth_rate=growth_rate, init_channels=init_channels, compression=compression)
+    return [p.out_channels if n.startswith("block") else p.conv.out_channels
+            for n, p in _net.named_children() if n.startswith(("block", "trans"))]
+
+
+_g = generator(1201)
+agrees(dense_channels, _ref, [(int(torch.randint(3, 40, (1,), generator=_g)),
+                               tuple(int(v) for v in torch.randint(1, 5, (n,), generator=_g)),
+                               int(torch.randint(2, 20, (1,), generator=_g)), c)
+                              for n, c in ((3, 0.5), (2, 0.35), (4, 0.8))], forbid=("torch.nn.Module.__init__", "torch.nn.Module.__call__", "torch.nn.Module.parameters"))
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 2 (count the parameters).** Write `dense_layer_params(in_channels,
@@ -579,10 +596,21 @@ def dense_layer_params(in_channels: int, growth_rate: int, bottleneck=None) -> i
     ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "ex-12-layer-params-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from cnnbook.profiling import count_params
+
 for _args in [(3, 10, None), (64, 32, None), (64, 32, 4), (512, 32, 4), (100, 12, 2)]:
     assert dense_layer_params(*_args) == count_params(dense_layer(*_args)), _args
 _cheaper = [c for c in range(1, 600) if dense_layer_params(c, 32, 4) < dense_layer_params(c, 32)]
 print(f"with k = 32 the bottleneck layer is cheaper from {_cheaper[0]} input channels on")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+from cnnbook.models.densenet import dense_layer as _dl
+
+_g = generator(1202)
+agrees(dense_layer_params, lambda *a: count_params(_dl(*a)),
+       [(int(a), int(b), bn) for (a, b), bn in zip(torch.randint(1, 90, (4, 2), generator=_g), (None, 3, 1, 5))],
+       forbid=("torch.nn.Module.__init__", "torch.nn.Module.__call__", "torch.nn.Module.parameters"))
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 3 (memory-efficient DenseNet).** Pleiss et al. (2017) store only each layer's
@@ -612,6 +640,8 @@ class MemoryEfficientDenseBlock(DenseBlock):
         ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "ex-12-memory-efficient-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from cnnbook.memory import activation_bytes
+
 torch.manual_seed(0)
 _plain, _efficient = DenseBlock(6, 16, 8), MemoryEfficientDenseBlock(6, 16, 8)
 _efficient.load_state_dict(_plain.state_dict())
@@ -629,6 +659,24 @@ for _n, (_a, _b) in _mem.items():
 assert _mem[16][1] < 0.2 * _mem[16][0]
 assert _mem[16][1] <= 2.5 * _mem[8][1]  # about linear: twice the layers, about twice the memory
 print("memory-efficient dense block OK")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons, generator, same
+check_comparisons()
+_g = generator(1203)
+_plain, _eff = DenseBlock(3, 5, 4), MemoryEfficientDenseBlock(3, 5, 4)
+_eff.load_state_dict(_plain.state_dict())
+_x = torch.randn(2, 5, 6, 7, generator=_g)
+_y1, _y2 = _plain(_x), _eff(_x)
+same(_y2.detach(), _y1.detach(), atol=1e-6, what="output")
+_w = torch.randn(_y1.shape, generator=_g)
+(_y1 * _w).sum().backward()
+(_y2 * _w).sum().backward()
+for _p, _q in zip(_plain.parameters(), _eff.parameters()):
+    same(_q.grad, _p.grad, atol=1e-5, what="gradient")
+_n = int(torch.randint(16, 20, (1,), generator=_g))
+assert activation_bytes(MemoryEfficientDenseBlock(_n, 16, 8), (2, 16, 8, 8)) < 0.2 * activation_bytes(
+    DenseBlock(_n, 16, 8), (2, 16, 8, 8))
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 4 (cut a connection, measure the damage).** The heat maps show weights; a
@@ -680,6 +728,32 @@ _acc = {s: cnnbook.evaluate(cut_source(model, "block1", s) if s >= 0 else model,
         for s in range(-1, len(model.block1.net) + 1)}
 print(pd.Series({("none" if s < 0 else "input" if s == 0 else f"layer {s}"): a
                  for s, a in _acc.items()}, name="test accuracy with the source cut").round(3).to_string())
+### BEGIN HIDDEN TESTS
+import copy as _copy
+from cnnbook.grading import check_comparisons, same
+from cnnbook.models.densenet import DenseNet as _DN
+check_comparisons()
+torch.manual_seed(1205)
+_m = _DN((3, 2), growth_rate=4, init_channels=6, compression=0.5, in_channels=1, num_classes=10) \
+    if "in_channels" in _DN.__init__.__code__.co_varnames else _DN((3, 2), growth_rate=4, init_channels=6)
+_before = {k: v.clone() for k, v in _m.state_dict().items()}
+for _block, _source in (("block1", 2), ("block1", 0), ("block2", 1)):
+    _cut = cut_source(_m, _block, _source)
+    assert isinstance(_cut, _DN) and _cut is not _m
+    _ref = _copy.deepcopy(_m)
+    _blk = _ref.get_submodule(_block)
+    _layers = list(_blk.net)
+    _c0 = _layers[0].conv.in_channels
+    _k = (_blk.out_channels - _c0) // len(_layers)
+    _lo, _hi = (0, _c0) if _source == 0 else (_c0 + (_source - 1) * _k, _c0 + _source * _k)
+    _targets = _layers[_source:] + ([getattr(_ref, _block.replace("block", "trans"))]
+                                    if hasattr(_ref, _block.replace("block", "trans")) else [])
+    with torch.no_grad():
+        for _layer in _targets:
+            _layer.conv.weight[:, _lo:_hi] = 0
+    same(dict(_cut.state_dict()), dict(_ref.state_dict()), atol=0, rtol=0, what=f"cut_source({_block}, {_source})")
+same(dict(_m.state_dict()), _before, atol=0, rtol=0, what="the original model (must not change)")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## References
