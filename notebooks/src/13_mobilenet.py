@@ -726,10 +726,21 @@ def separable_params(in_channels: int, out_channels: int, kernel_size: int = 3) 
     ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "ex-13-separable-params-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from cnnbook.profiling import count_params
+
 for _args in [(32, 64, 3), (64, 128, 3), (3, 7, 5), (512, 512, 3), (1, 1, 7)]:
     _layer = DepthwiseSeparableConv(_args[0], _args[1], kernel_size=_args[2])
     assert separable_params(*_args) == count_params(_layer), _args
 print("the formula matches count_params")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+from cnnbook.models.mobilenet import DepthwiseSeparableConv as _DSC
+
+_g = generator(1301)
+agrees(separable_params, lambda i, o, k=3: count_params(_DSC(i, o, kernel_size=k)),
+       [(int(a), int(b), k) for (a, b), k in zip(torch.randint(1, 300, (3, 2), generator=_g), (3, 1, 5))],
+       forbid=("torch.nn.Module.__init__", "torch.nn.Module.__call__", "torch.nn.Module.parameters"))
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 2 (cost of an inverted residual block).** Write
@@ -754,12 +765,27 @@ def inverted_residual_macs(in_channels: int, out_channels: int, expansion: int, 
     ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "ex-13-ir-macs-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from cnnbook.profiling import count_macs
+
 for _c_in, _c_out, _t, _s, _size, _k in [(16, 24, 6, 2, 28, 3), (24, 24, 6, 1, 14, 3),
                                          (32, 16, 1, 1, 8, 3), (40, 48, 3, 1, 7, 5)]:
     _blk = InvertedResidual(_c_in, _c_out, _s, expanded=_t * _c_in, kernel_size=_k)
     _want = count_macs(_blk, (1, _c_in, _size, _size))
     assert inverted_residual_macs(_c_in, _c_out, _t, _s, _size, _k) == _want, (_c_in, _c_out, _t)
 print("the formula matches count_macs")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+from cnnbook.models.mobilenet import InvertedResidual as _IR
+
+_g = generator(1302)
+_cases = []
+for _t, _s, _k in ((4, 2, 3), (1, 1, 5), (2, 1, 3)):
+    _ci, _co = (int(v) for v in torch.randint(2, 40, (2,), generator=_g))
+    _cases.append((_ci, _co, _t, _s, 2 * int(torch.randint(3, 12, (1,), generator=_g)), _k))
+agrees(inverted_residual_macs,
+       lambda ci, co, t, s, size, k=3: count_macs(_IR(ci, co, s, expanded=t * ci, kernel_size=k), (1, ci, size, size)),
+       _cases, forbid=("torch.nn.Module.__init__", "torch.nn.Module.__call__", "torch.nn.Module.parameters"))
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 3 (hard-swish from ReLU6).** Implement `hard_swish(x)` and
@@ -786,8 +812,18 @@ _x = torch.linspace(-8, 8, 1001)
 assert torch.allclose(hard_sigmoid(_x), nn.Hardsigmoid()(_x), atol=1e-6)
 assert torch.allclose(hard_swish(_x), nn.Hardswish()(_x), atol=1e-6)
 _far = _x.abs() >= 3
-assert torch.equal(hard_swish(_x)[_far], torch.relu(_x)[_far])  # ReLU outside [-3, 3]
+assert torch.allclose(hard_swish(_x)[_far], torch.relu(_x)[_far], atol=1e-6)  # ReLU outside [-3, 3]
 print("hard-swish OK")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+
+_g = generator(1303)
+_xs = [(10 * torch.randn(300, generator=_g),), (torch.randn(2, 3, 4, 4, generator=_g) * 4,)]
+_no = ("torch.nn.functional.hardsigmoid", "torch.nn.functional.hardswish", "torch._C._nn.hardsigmoid",
+       "torch._C._nn.hardswish", "torch.nn.Module.__init__", "torch.nn.Module.__call__")
+agrees(hard_sigmoid, F.hardsigmoid, _xs, atol=1e-6, forbid=_no)
+agrees(hard_swish, F.hardswish, _xs, atol=1e-6, forbid=_no)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 4 (make any CNN separable).** Write `separabilize(model)` that returns a *copy*
@@ -821,6 +857,8 @@ def separabilize(model: nn.Module) -> nn.Module:
     return model
 
 # %% nbgrader={"grade": true, "grade_id": "ex-13-separabilize-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from cnnbook.profiling import count_macs, count_params
+
 _net = nn.Sequential(
     nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(),
     nn.Sequential(nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
@@ -836,6 +874,29 @@ assert all(m.groups == m.in_channels for m in _big[1:]), "k x k convs must be de
 assert _sep[3][0].stride == (2, 2) and _sep[3][0].kernel_size == (5, 5)
 assert count_macs(_sep, (1, 1, 28, 28)) < 0.2 * count_macs(_net, (1, 1, 28, 28))
 print(f"separable copy: {count_params(_sep):,} parameters instead of {count_params(_net):,}")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons, generator, same
+check_comparisons()
+torch.manual_seed(1304)
+_net2 = nn.Sequential(nn.Conv2d(2, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
+                      nn.Conv2d(6, 8, 3, stride=2, padding=1, bias=False), nn.ReLU(),
+                      nn.Sequential(nn.Conv2d(8, 8, 1), nn.Conv2d(8, 12, 7, padding=3)), nn.AdaptiveAvgPool2d(1))
+_sep2 = separabilize(_net2)
+_x2 = torch.randn(2, 2, 16, 16)
+same(tuple(_sep2(_x2).shape), (2, 12, 1, 1), what="output shape")
+assert type(_net2[3]) is nn.Conv2d and _net2[3].groups == 1, "the original model must not change"
+assert type(_sep2[0]) is nn.Conv2d and _sep2[0].groups == 1
+for _orig, _new in ((_net2[3], _sep2[3]), (_net2[5][1], _sep2[5][1])):
+    _convs = [m for m in _new.modules() if isinstance(m, nn.Conv2d)]
+    same(len(_convs), 2, what="convolutions replacing one")
+    _dw, _pw = _convs
+    same((_dw.in_channels, _dw.out_channels, _dw.groups, _dw.kernel_size, _dw.stride, _dw.padding),
+         (_orig.in_channels, _orig.in_channels, _orig.in_channels, _orig.kernel_size, _orig.stride, _orig.padding),
+         what="depthwise conv")
+    same((_pw.in_channels, _pw.out_channels, _pw.kernel_size), (_orig.in_channels, _orig.out_channels, (1, 1)),
+         what="pointwise conv")
+assert type(_sep2[5][0]) is nn.Conv2d and _sep2[5][0].kernel_size == (1, 1), "1x1 convs stay"
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 5 (spend a budget).** A phone allows 200 million multiply-adds per 224 px
@@ -863,6 +924,8 @@ def best_v1_setting(budget_macs: float, alphas=(1.0, 0.75, 0.5, 0.25),
     ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "ex-13-budget-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from cnnbook.profiling import count_macs
+
 _choice = best_v1_setting(200e6)
 print("within 200 million multiply-adds:", _choice)
 assert _choice in {(a, r) for a in (1.0, 0.75, 0.5, 0.25) for r in (224, 192, 160, 128)}
@@ -872,6 +935,26 @@ assert _macs <= 200e6
 _grid = dict(alphas=(1.0, 0.5), resolutions=(224, 128))
 assert best_v1_setting(1e12, **_grid) == (1.0, 224) and best_v1_setting(1e3, **_grid) is None
 assert best_v1_setting(200e6, **_grid) == (1.0, 128)  # 186 M beats 0.5 at 224 px (149 M)
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+from cnnbook.models.mobilenet import mobilenet_v1 as _mv1
+
+
+def _ref(budget_macs, alphas=(1.0, 0.75, 0.5, 0.25), resolutions=(224, 192, 160, 128)):
+    _best, _bm = None, -1
+    for _a in alphas:
+        with torch.device("meta"):
+            _net = _mv1(_a)
+        for _r in resolutions:
+            _mc = count_macs(_net, (1, 3, _r, _r))
+            if _bm < _mc <= budget_macs:
+                _best, _bm = (_a, _r), _mc
+    return _best
+
+
+_u = torch.rand(2, generator=generator(1305)).tolist()
+agrees(best_v1_setting, _ref, [(40e6 + 300e6 * _u[0], (0.75, 0.5), (192, 96)), (10e6 + 100e6 * _u[1], (0.5, 0.25), (160, 128, 64))])
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## References
