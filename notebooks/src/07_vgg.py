@@ -495,6 +495,8 @@ vgg16_arch = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "ex-07-vgg16-arch-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from cnnbook.profiling import count_params
+
 with torch.device("meta"):
     yours = vgg_lib.VGG(vgg16_arch)
     reference = torchvision.models.vgg16(weights=None)
@@ -502,6 +504,10 @@ assert len(vgg16_arch) == 5
 assert sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in yours.modules()) == 16
 assert count_params(yours) == count_params(reference) == 138_357_544
 print("16 weight layers, 138,357,544 parameters: configuration D")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import same
+same(vgg16_arch, ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512)), what="vgg16_arch")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 3 (a head without the giant FC layers).** Build `gap_vgg11`: the five
@@ -519,6 +525,8 @@ with torch.device("meta"):
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "ex-07-gap-head-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from cnnbook.profiling import count_macs, count_params
+
 with torch.device("meta"):
     full_vgg11 = vgg_lib.vgg11()
 conv_part = sum(count_params(full_vgg11[i]) for i in range(5))
@@ -528,6 +536,15 @@ saved = count_params(full_vgg11) - count_params(gap_vgg11)
 mac_share = count_macs(gap_vgg11, (1, 3, 224, 224)) / count_macs(full_vgg11, (1, 3, 224, 224))
 print(f"global average pooling saves {saved / 1e6:.1f}M parameters "
       f"({100 * saved / count_params(full_vgg11):.0f}%) and keeps {100 * mac_share:.1f}% of the MACs")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons, same
+check_comparisons()
+assert isinstance(gap_vgg11, nn.Module)
+assert not any(isinstance(m, nn.Linear) and m.in_features != 512 for m in gap_vgg11.modules())
+_gap = gap_vgg11.to_empty(device="cpu") if next(gap_vgg11.parameters()).is_meta else gap_vgg11
+_out = _gap(torch.rand(2, 3, 64, 48))
+same(tuple(_out.shape), (2, 1000), what="output shape at 64 x 48 px")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 4 (how far does a VGG see?).** Write `vgg_receptive_field(conv_arch)`, the
@@ -573,6 +590,22 @@ for arch in [((1, 64), (1, 128)), vgg_lib.VGG11_ARCH[:3], vgg_lib.VGG16_ARCH[:3]
     assert vgg_receptive_field(arch) == measured_receptive_field(arch), arch
 print("VGG-11:", vgg_receptive_field(vgg_lib.VGG11_ARCH), "pixels; VGG-16:",
       vgg_receptive_field(vgg_lib.VGG16_ARCH), "pixels")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+
+
+def _ref(conv_arch):
+    _s, _j = 1, 1
+    for _n, _ in conv_arch:
+        _s += _n * 2 * _j + _j
+        _j *= 2
+    return _s
+
+
+_g = generator(702)
+agrees(vgg_receptive_field, _ref, [(tuple((int(n), 8) for n in torch.randint(1, 5, (m,), generator=_g)),)
+                                   for m in (1, 2, 4, 6)])
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## References
