@@ -478,9 +478,20 @@ def vgg_block_params(num_convs, in_channels, out_channels):
 
 
 # %% nbgrader={"grade": true, "grade_id": "ex-07-block-params-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from cnnbook.profiling import count_params
+
 for args in [(1, 3, 64), (2, 64, 128), (3, 256, 512), (4, 512, 512), (1, 1, 1)]:
     assert vgg_block_params(*args) == count_params(vgg_lib.vgg_block(*args)), args
 print("vgg_block_params agrees with the layers")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+from cnnbook.models import vgg as _vgg
+
+_g = generator(701)
+_cases = [tuple(int(v) for v in torch.randint(1, 40, (3,), generator=_g) % torch.tensor([5, 40, 40]) + 1)
+          for _ in range(4)]
+agrees(vgg_block_params, lambda *a: count_params(_vgg.vgg_block(*a)), _cases, forbid=("torch.nn.Module.__init__", "torch.nn.Module.__call__", "torch.nn.Module.parameters"))
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 2 (VGG-16 from the paper).** Configuration D has two convolutions in each of
