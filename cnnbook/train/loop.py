@@ -26,6 +26,10 @@ argument                    what it does, and where it lives
                             such as ``EarlyStopping`` add hooks (``train.callbacks``)
 ``checkpoint=``             a folder: ``last.pt`` / ``best.pt`` written atomically after every
                             epoch; calling fit again resumes there (``train.checkpoint``)
+``torchrun``                launched by ``torchrun --nproc-per-node N`` (or ``python -m
+                            cnnbook.train``), fit trains with DistributedDataParallel: one
+                            shard of each epoch per process, global metrics, rank 0 alone
+                            prints and writes (``train.distributed``)
 ==========================  ==================================================================
 
 Failures keep what was learnt. Ctrl-C (``KeyboardInterrupt``) ends training cleanly and
@@ -62,6 +66,7 @@ from torch import nn
 from cnnbook.config import active_profile, describe_device, get_device
 from cnnbook.train.callbacks import as_callbacks, call_hook
 from cnnbook.train.checkpoint import Checkpoint, fingerprint, restore_training_state, training_state
+from cnnbook.train.distributed import setup as setup_distributed
 from cnnbook.train.optim import make_optimizer
 from cnnbook.train.precision import resolve_precision
 
@@ -220,6 +225,12 @@ def fit(model: nn.Module, train_iter, test_iter=None, epochs: int = 10, lr: floa
                      clip_grad_norm, check_every)
     callbacks = as_callbacks(callbacks)
     device = torch.device(device) if device is not None else get_device()
+    ddp = setup_distributed(device)   # None unless launched by torchrun (train.distributed)
+    if ddp:   # this rank's device and shard of the data; only rank 0 prints and writes
+        device = ddp.device
+        train_iter, test_iter = ddp.shard(train_iter), ddp.shard(test_iter, train=False)
+        progress, record = progress and ddp.is_main, record and ddp.is_main
+        live_plot = live_plot if ddp.is_main else False
     amp = resolve_precision(precision, device)
     profile = profile or active_profile()
     name = name or type(model).__name__.lower()
@@ -228,6 +239,7 @@ def fit(model: nn.Module, train_iter, test_iter=None, epochs: int = 10, lr: floa
     model.to(device)
     if device.type == "cpu":
         model.to(memory_format=torch.channels_last)
+    net = ddp.wrap(model) if ddp else model   # DDP all-reduces the gradients in backward
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     opt = make_optimizer(optimizer, model, lr, momentum, weight_decay)
     ckpt = Checkpoint(checkpoint) if checkpoint is not None else None
@@ -267,6 +279,8 @@ def fit(model: nn.Module, train_iter, test_iter=None, epochs: int = 10, lr: floa
     wall_start, wall_before = time.perf_counter(), totals["wall"]
 
     def save_checkpoint(is_best=False, stopped=False, result=None):
+        if ddp and not ddp.is_main:
+            return   # rank 0 writes; every rank loads
         totals["wall"] = wall_before + time.perf_counter() - wall_start
         ckpt.save(dict(training_state(model, opt, sched, amp.scaler, callbacks,
                                       (train_iter, test_iter)),
@@ -288,7 +302,7 @@ def fit(model: nn.Module, train_iter, test_iter=None, epochs: int = 10, lr: floa
                 X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 opt.zero_grad(set_to_none=True)
                 with amp.autocast():
-                    logits = model(X)
+                    logits = net(X)
                     if first_batch:
                         _check_outputs(model, logits, y, train_iter)
                         first_batch = False
@@ -308,7 +322,7 @@ def fit(model: nn.Module, train_iter, test_iter=None, epochs: int = 10, lr: floa
                     correct += accuracy_count(logits, y)
                 n += len(y)
                 if step % check_every == 0:
-                    running = loss_sum.item() / n
+                    running = loss_sum.item() / n if ddp is None else ddp.mean(loss_sum, n)
                     _check_finite(running, epoch, step, opt)
                     bar.set_postfix(loss=f"{running:.3f}", acc=f"{correct.item() / n:.3f}")
                 bar.update(1)
@@ -318,11 +332,15 @@ def fit(model: nn.Module, train_iter, test_iter=None, epochs: int = 10, lr: floa
             bar.close()
             if n == 0:
                 raise ValueError("the training iterator gave no batches")
+            if ddp:   # every rank reports the global loss and accuracy
+                loss_sum, correct, n = ddp.sum(loss_sum, correct, n)
+                n = int(n)
             row = {"epoch": epoch, "train_loss": loss_sum.item() / n,
                    "train_acc": correct.item() / n}
             _check_finite(row["train_loss"], epoch, step, opt)
             if test_iter is not None:
-                row["test_acc"] = evaluate(model, test_iter, device)["acc"]
+                row["test_acc"] = (ddp.evaluate(model, test_iter, device, evaluate) if ddp
+                                   else evaluate(model, test_iter, device))["acc"]
             row["lr"] = lr_now
             if clip_grad_norm is not None:
                 row["clipped"] = clipped.item() / step
@@ -369,6 +387,8 @@ def fit(model: nn.Module, train_iter, test_iter=None, epochs: int = 10, lr: floa
                   interrupted=interrupted, restored_epoch=ended.get("restored_epoch"))
     if ckpt and not interrupted:   # the finished run: calling fit again returns this
         save_checkpoint(stopped=True, result=json.loads(json.dumps(rec, default=str)))
+    if ddp:
+        ddp.barrier()   # no rank goes on (or resumes) before rank 0 has written
     path = None
     if record and history:
         path = _write_record(rec, profile, f"{chapter}-{name}" if chapter else name)
