@@ -54,6 +54,10 @@ c.CourseDirectory.course_id = "cnnbook"
 os.environ.setdefault("CNNBOOK_PROFILE", "smoke")
 c.Execute.timeout = {timeout}
 c.Execute.interrupt_on_timeout = True
+# A busy machine (a teacher grading while other work runs) starts kernels and delivers
+# output slowly; nbgrader's defaults (60 s, 4 s) would fail correct submissions there.
+c.Execute.startup_timeout = 300
+c.Execute.iopub_timeout = 120
 # Grading without the datasets would fail the data-loading cells and cost correct
 # students their points; stop before grading instead, naming the fix.
 if any(arg == "autograde" for arg in sys.argv[1:]):

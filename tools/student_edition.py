@@ -58,6 +58,9 @@ def build(out: Path, course: Path | None = None, root: Path = ROOT) -> Path:
             generate(course)
         release = Path(course) / "release"
         stems = {nb.stem for nb in chapters()}
+        missing = sorted(s for s in stems if not (release / s / f"{s}.ipynb").exists())
+        if missing:            # chapters added since the course was released
+            generate(course, missing)
         files = tracked_files(root)
         for rel in files:
             path = Path(rel)
@@ -66,6 +69,7 @@ def build(out: Path, course: Path | None = None, root: Path = ROOT) -> Path:
             target = out / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / rel, target)
+        (out / "notebooks" / "src").mkdir(parents=True, exist_ok=True)
         for stem in sorted(stems):
             released = release / stem / f"{stem}.ipynb"
             if not released.exists():
