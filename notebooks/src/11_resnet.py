@@ -500,9 +500,20 @@ def residual_params(in_channels: int, channels: int, stride: int = 1) -> int:
     ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "ex-11-residual-params-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from cnnbook.profiling import count_params
+
 for _args in [(64, 64, 1), (64, 128, 2), (3, 6, 1), (128, 256, 2), (16, 16, 2)]:
     assert residual_params(*_args) == count_params(Residual(*_args)), _args
 print("the formula matches count_params")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+from cnnbook.models.resnet import Residual as _Res
+
+_g = generator(1101)
+agrees(residual_params, lambda i, c, s=1: count_params(_Res(i, c, s)),
+       [(int(a), int(b), s) for (a, b), s in zip(torch.randint(1, 70, (4, 2), generator=_g), (1, 2, 1, 2))] + [(9, 9, 1)],
+       forbid=("torch.nn.Module.__init__", "torch.nn.Module.__call__", "torch.nn.Module.parameters"))
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 2 (pre-activation block).** He et al. (2016, *Identity Mappings in Deep
@@ -534,6 +545,8 @@ class PreActResidual(nn.Module):
         ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "ex-11-preact-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from cnnbook.profiling import count_params
+
 _blk = PreActResidual(4)
 _x = torch.randn(2, 4, 5, 5)
 assert _blk(_x).shape == _x.shape
@@ -542,6 +555,16 @@ nn.init.zeros_(_blk.conv2.weight)
 assert torch.allclose(_blk(_x), _x), "with conv2 = 0 the block must be exactly the identity"
 assert (_x < 0).any()  # ... including the negative inputs a ReLU would have removed
 print("pre-activation block OK")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons, generator, same
+check_comparisons()
+_g = generator(1102)
+_blk = PreActResidual(6)
+same(count_params(_blk), 2 * (9 * 36 + 12), what="parameters")
+_x = torch.randn(3, 6, 7, 5, generator=_g)
+_want = _x + _blk.conv2(torch.relu(_blk.bn2(_blk.conv1(torch.relu(_blk.bn1(_x))))))
+same(_blk(_x).detach(), _want.detach(), atol=1e-5, what="pre-activation block")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 3 (a shortcut without parameters).** For CIFAR, He et al. also used "option
@@ -565,6 +588,19 @@ assert _y.shape == (2, 32, 4, 4)
 assert torch.equal(_y[:, :16], _x[:, :, ::2, ::2]) and (_y[:, 16:] == 0).all()
 assert _y.shape == Residual(16, 32, stride=2)(_x).shape  # it fits where the 1x1 conv did
 print("option-A shortcut OK")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+
+
+def _ref(x, out_channels, stride=2):
+    _y = x[:, :, ::stride, ::stride]
+    return torch.cat([_y, _y.new_zeros(_y.shape[0], out_channels - _y.shape[1], *_y.shape[2:])], dim=1)
+
+
+_g = generator(1103)
+agrees(pad_shortcut, _ref, [(torch.randn(2, 3, 7, 9, generator=_g), 8, 3), (torch.randn(1, 5, 6, 6, generator=_g), 5, 1),
+                            (torch.randn(3, 4, 10, 5, generator=_g), 12)])
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 4 (what the 18 counts).** Write `resnet_depth(layers, bottleneck)` that
@@ -588,6 +624,13 @@ _m = ResNet(Bottleneck, (1, 2, 1), num_classes=3, width_mult=0.125)
 _convs = [n for n, m in _m.named_modules() if isinstance(m, nn.Conv2d) and "shortcut" not in n]
 assert resnet_depth((1, 2, 1), True) == len(_convs) + 1
 print("depth formula OK")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+
+_g = generator(1104)
+agrees(resnet_depth, lambda layers, bottleneck: 2 + (3 if bottleneck else 2) * sum(layers),
+       [(tuple(int(v) for v in torch.randint(1, 30, (n,), generator=_g)), bool(n % 2)) for n in (2, 3, 4, 5)])
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## References
