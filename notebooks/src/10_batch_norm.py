@@ -523,6 +523,16 @@ assert torch.allclose(layer_norm(_X), F.layer_norm(_X, _X.shape[1:]), atol=1e-5)
 _X = torch.randn(1, 7)
 assert torch.allclose(layer_norm(_X), F.layer_norm(_X, (7,)), atol=1e-5)  # a batch of one
 print("layer_norm agrees with F.layer_norm")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+
+_g = generator(1001)
+agrees(layer_norm, lambda X, eps=1e-5: F.layer_norm(X, X.shape[1:], eps=eps),
+       [(3 * torch.randn(2, 3, 4, 5, generator=_g) - 1, 1e-3), (torch.randn(5, 9, generator=_g),),
+        (torch.randn(4, 2, 7, generator=_g) * 0.01, 1e-2)], atol=1e-5,
+       forbid=("torch.nn.functional.layer_norm", "torch.layer_norm", "torch.native_layer_norm",
+               "torch.nn.functional.group_norm", "torch.group_norm", "torch.nn.Module.__init__"))
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 2 (fold BN into the convolution).** At inference a BN layer is just a fixed
@@ -559,6 +569,23 @@ for _bias in (True, False):
     assert isinstance(_fused, nn.Conv2d) and _fused.bias is not None
     assert torch.allclose(_fused(_x), _bn(_conv(_x)), atol=1e-5)
 print("folded conv == conv + BN")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons, generator, same
+check_comparisons()
+_g = generator(1002)
+for _ci, _co, _k, _s, _p, _bias in ((2, 6, 3, 2, 0, True), (4, 3, 1, 1, 1, False), (3, 5, 5, 1, 2, True)):
+    _conv, _bn = nn.Conv2d(_ci, _co, _k, stride=_s, padding=_p, bias=_bias), nn.BatchNorm2d(_co, eps=1e-3)
+    with torch.no_grad():
+        _bn.running_mean.copy_(torch.randn(_co, generator=_g))
+        _bn.running_var.copy_(torch.rand(_co, generator=_g) + 0.3)
+        _bn.weight.copy_(torch.randn(_co, generator=_g))
+        _bn.bias.copy_(torch.randn(_co, generator=_g))
+    _bn.eval()
+    _x = torch.randn(3, _ci, 9, 8, generator=_g)
+    _fused = fold_bn(_conv, _bn)
+    assert isinstance(_fused, nn.Conv2d) and type(_fused).forward is nn.Conv2d.forward
+    same(_fused(_x).detach(), _bn(_conv(_x)).detach(), atol=1e-5, what="folded conv")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 3 (scale invariance).** Take a convolution without bias followed by
@@ -594,6 +621,30 @@ for _c in (10.0, 0.5):
     assert _change < 1e-3, "the BN output should not depend on the weight scale"
     assert abs(_ratio - 1 / _c) < 0.02 / _c, f"expected a gradient ratio of 1/{_c}, got {_ratio}"
 print("output unchanged, gradient divided by c")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons, generator, same
+check_comparisons()
+
+
+def _ratio(c, seed):
+    torch.manual_seed(seed)
+    _conv, _bn = nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4)
+    _x, _t = torch.randn(8, 3, 6, 6), torch.randn(8, 4, 4, 4)
+    _norms = []
+    for _f in (1.0, c):
+        _w = (_conv.weight.detach() * _f).requires_grad_(True)
+        (_bn(F.conv2d(_x, _w)) * _t).sum().backward()
+        _norms.append(_w.grad.norm().item())
+    return _norms[1] / _norms[0]
+
+
+_g = generator(1003)
+for _c, _seed in zip((0.1 + 5 * torch.rand(3, generator=_g)).tolist(), (3, 11, 5)):
+    _res = scale_effect(_c, _seed)
+    assert type(_res) is tuple and len(_res) == 2 and all(type(v) is float for v in _res)
+    assert _res[0] < 1e-3
+    same(_res[1], _ratio(_c, _seed), rtol=1e-3, what=f"gradient ratio for c = {_c:.3f}")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 4 (where BN goes).** Write `add_batch_norm(mlp)` that takes an `nn.Sequential`
@@ -625,6 +676,26 @@ assert [type(m) for m in _new] == [nn.Flatten, nn.Linear, nn.BatchNorm1d, nn.ReL
 assert _new[2].num_features == 64 and _new[5].num_features == 32 and _new[1] is _mlp[1]
 assert _new(torch.randn(4, 1, 28, 28)).shape == (4, 10)
 print("BN after each hidden linear layer, before its activation")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons, same
+check_comparisons()
+for _mlp in (nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 2)),
+             nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU(), nn.Dropout(0.1), nn.Linear(8, 6), nn.GELU(),
+                           nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 3)),
+             nn.Sequential(nn.Linear(4, 4))):
+    _want = []
+    for _i, _m in enumerate(_mlp):
+        _want.append(_m)
+        if isinstance(_m, nn.Linear) and _i + 1 < len(_mlp) and not isinstance(_mlp[_i + 1], nn.Linear):
+            _want.append(nn.BatchNorm1d(_m.out_features))
+    _new = add_batch_norm(_mlp)
+    assert isinstance(_new, nn.Sequential)
+    same([type(m).__name__ for m in _new], [type(m).__name__ for m in _want], what="layers")
+    same([m.num_features for m in _new if isinstance(m, nn.BatchNorm1d)],
+         [m.num_features for m in _want if isinstance(m, nn.BatchNorm1d)], what="BatchNorm1d sizes")
+    assert all(a is b for a, b in zip([m for m in _new if isinstance(m, nn.Linear)],
+                                      [m for m in _mlp if isinstance(m, nn.Linear)])), "reuse the layers"
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## References
