@@ -33,6 +33,30 @@ editor.image.observe(lambda _: setattr(status, "value", f"renders={editor.render
 widgets.VBox([editor, status])
 """
 
+FEATURE_MAP_CODE = """\
+import ipywidgets as widgets
+import torch
+from cnnbook.models.lenet import lenet5
+from cnnbook.widgets import FeatureMapExplorer
+torch.manual_seed(0)
+images = torch.randint(0, 256, (20, 1, 28, 28), dtype=torch.uint8)
+explorer = FeatureMapExplorer(lenet5(), images, labels=torch.arange(20) % 10,
+                              class_names=[f"class {i}" for i in range(10)])
+status = widgets.Label(value=f"renders={explorer.renders}")
+explorer.image.observe(lambda _: setattr(status, "value", f"renders={explorer.renders} "
+                       f"layer={explorer.state.get('layer')} view={explorer.state.get('view')}"),
+                       names="value")
+widgets.VBox([explorer, status])
+"""
+
+
+def _notebook(code: str) -> str:
+    return json.dumps({"cells": [{"cell_type": "code", "execution_count": None, "metadata": {},
+                                  "outputs": [], "source": code}],
+                       "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                   "language": "python"}},
+                       "nbformat": 4, "nbformat_minor": 5})
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -49,6 +73,7 @@ def lab(tmp_path_factory):
                                       "language": "python"}},
           "nbformat": 4, "nbformat_minor": 5}
     (root / "widget.ipynb").write_text(json.dumps(nb))
+    (root / "feature_maps.ipynb").write_text(_notebook(FEATURE_MAP_CODE))
     port = _free_port()
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".jupyter"))
     proc = subprocess.Popen(
@@ -57,7 +82,7 @@ def lab(tmp_path_factory):
          f"--ServerApp.root_dir={root}", "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
+    deadline = time.time() + 240  # a busy machine (notebooks running beside) starts lab slowly
     while time.time() < deadline:
         try:
             urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
@@ -68,7 +93,7 @@ def lab(tmp_path_factory):
             time.sleep(0.5)
     else:
         proc.kill()
-        pytest.fail("jupyter lab did not start within 90 s")
+        pytest.fail("jupyter lab did not start within 240 s")
     yield url
     proc.terminate()
     try:
@@ -119,6 +144,68 @@ def test_widget_renders_and_reacts_in_jupyterlab(lab, tmp_path):
             page.screenshot(path=str(tmp_path / "lab.png"))
         except Exception:
             page.screenshot(path="/tmp/cnnbook-lab-failure.png")
+            raise
+        finally:
+            browser.close()
+
+
+def _run_first_cell(page, lab, notebook, ready):
+    """Open ``notebook``, run its only cell (again if a busy kernel drops the first request)
+    until ``ready(out)`` (a locator in the output) is visible; return the output area."""
+    page.goto(f"{lab}/lab/tree/{notebook}?token={TOKEN}", timeout=60_000)
+    from playwright.sync_api import expect
+
+    cell = page.locator(".jp-Notebook .jp-CodeCell").first
+    expect(cell).to_be_visible(timeout=60_000)
+    expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
+                        "#jp-main-statusbar :text('Idle')").first).to_be_visible(timeout=120_000)
+    out = page.locator(".jp-OutputArea-output").first
+    for attempt in range(4):
+        cell.click()
+        page.keyboard.press("Control+Enter")
+        try:
+            ready(out).wait_for(state="visible", timeout=90_000)
+            return out
+        except Exception:
+            if attempt == 3:
+                raise
+
+
+def test_feature_map_explorer_renders_and_reacts_in_jupyterlab(lab, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        try:
+            layer = lambda out: out.locator(".widget-dropdown", has_text="layer").locator("select")
+            out = _run_first_cell(page, lab, "feature_maps.ipynb", layer)
+            expect(out.locator("img").first).to_be_visible(timeout=30_000)
+            assert "Error displaying widget" not in out.inner_text()
+            # every control of the explorer is on the page: image source, upload, transforms
+            for text in ("test image", "photo", "upload", "your image", "shift", "rotate",
+                         "noise", "invert", "all channels", "one channel"):
+                expect(out.get_by_text(text).first).to_be_visible(timeout=10_000)
+            before = out.locator("img").first.get_attribute("src")
+            # a new layer chosen in the browser: the kernel draws its feature maps
+            layer(out).select_option("stage2")
+            expect(out.get_by_text("renders=2 layer=stage2 view=all")).to_be_visible(timeout=30_000)
+            page.wait_for_function(
+                "(b) => document.querySelector('.jp-OutputArea-output img').src !== b",
+                arg=before, timeout=30_000)
+            # one channel, enlarged beside its kernel
+            out.get_by_role("button", name="one channel").click()
+            expect(out.get_by_text("renders=3 layer=stage2 view=one")).to_be_visible(timeout=30_000)
+            # an upload that is not an image: a message on the page, no traceback
+            page.screenshot(path=str(tmp_path / "feature_maps.png"))
+            with page.expect_file_chooser(timeout=30_000) as chooser:
+                out.get_by_role("button", name="your image").click()
+            chooser.value.set_files(files=[{"name": "notes.png", "mimeType": "image/png",
+                                            "buffer": b"not an image at all"}])
+            expect(out.get_by_text("is not an image")).to_be_visible(timeout=30_000)
+            assert "Traceback" not in out.inner_text()
+        except Exception:
+            page.screenshot(path="/tmp/cnnbook-lab-feature-maps-failure.png")
             raise
         finally:
             browser.close()
