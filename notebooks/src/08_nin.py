@@ -608,6 +608,17 @@ for _shape, _cout in [((2, 3, 5, 7), 4), ((1, 16, 1, 1), 2), ((3, 8, 6, 6), 8)]:
     _b = torch.randn(_cout, generator=_g)
     assert torch.allclose(conv1x1(_x, _w, _b), F.conv2d(_x, _w, _b), atol=1e-5), _shape
 print("conv1x1 agrees with F.conv2d")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+
+_g = generator(801)
+_cases = []
+for _n, _ci, _co, _h, _w in ((2, 5, 3, 4, 9), (1, 1, 6, 3, 3), (3, 7, 7, 2, 5)):
+    _cases.append((torch.randn(_n, _ci, _h, _w, generator=_g), torch.randn(_co, _ci, 1, 1, generator=_g),
+                   torch.randn(_co, generator=_g)))
+agrees(conv1x1, lambda x, w, b: F.conv2d(x, w, b), _cases, atol=1e-5,
+       forbid=("torch.nn.functional.conv2d", "torch.conv2d", "torch.convolution", "torch.nn.Module.__init__"))
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 2 (count a NiN block).** Write `nin_block_params(in_channels, out_channels,
@@ -624,11 +635,21 @@ def nin_block_params(in_channels: int, out_channels: int, kernel_size: int) -> i
     ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "ex-08-block-params-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from cnnbook.profiling import count_params
+
 for _args in [(1, 96, 11), (96, 256, 5), (384, 10, 3), (3, 7, 1)]:
     assert nin_block_params(*_args) == count_params(nin_block(*_args)), _args
 _total = sum(nin_block_params(*a) for a in [(1, 96, 11), (96, 256, 5), (256, 384, 3), (384, 10, 3)])
 assert _total == count_params(nin_fashion())
 print(f"d2l's NiN: {_total:,} parameters, all in its four NiN blocks")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+from cnnbook.models.nin import nin_block as _nb
+
+_g = generator(802)
+agrees(nin_block_params, lambda *a: count_params(_nb(*a)),
+       [tuple(int(v) for v in torch.randint(1, 60, (2,), generator=_g)) + (k,) for k in (1, 3, 7)], forbid=("torch.nn.Module.__init__", "torch.nn.Module.__call__", "torch.nn.Module.parameters"))
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 3 (any image size).** Write `class_map_side(image_size, small_input)`: the
@@ -662,6 +683,22 @@ for _flag, _sizes in ((False, (224, 96, 67, 150)), (True, (28, 15, 56, 40))):
         assert class_map_side(_s, _flag) == _side, (_s, _flag, class_map_side(_s, _flag), _side)
 assert class_map_side(28, False) == 0 and class_map_side(224) == 5 and class_map_side(28, True) == 2
 print("class-map sides OK")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+
+
+def _ref(image_size, small_input=False):
+    _o = lambda s, k, st=1, p=0: (s + 2 * p - k) // st + 1  # noqa: E731
+    _k, _st, _p = (3, 1, 1) if small_input else (11, 4, 0)
+    _s = _o(image_size, _k, _st, _p)
+    for _kn, _pn in ((5, 2), (3, 1)):
+        _s = _o(_o(_s, 3, 2), _kn, 1, _pn)
+    return max(_o(_s, 3, 2), 0)
+
+
+_sizes = (20 + torch.randperm(300, generator=generator(803))[:4]).tolist()
+agrees(class_map_side, _ref, [(s, bool(i % 2)) for i, s in enumerate(_sizes)] + [(17, True), (40, False)], forbid=("torch.nn.Module.__init__", "torch.nn.Module.__call__", "torch.nn.Module.parameters"))
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 4 (why the ReLUs matter).** Without a nonlinearity between them, two 1x1
@@ -692,6 +729,17 @@ _x = torch.randn(2, 5, 4, 6)
 assert torch.allclose(_f(_x), _b(_a(_x)), atol=1e-5)
 assert not torch.allclose(_f(_x), _b(torch.relu(_a(_x))), atol=1e-3)  # with a ReLU it differs
 print("two linear 1x1 convs fold into one")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons, generator, same
+check_comparisons()
+_g = generator(804)
+for _ci, _cm, _co in ((3, 9, 2), (6, 1, 4)):
+    _a, _b = nn.Conv2d(_ci, _cm, 1), nn.Conv2d(_cm, _co, 1)
+    _f = fold_1x1(_a, _b)
+    assert type(_f) is nn.Conv2d and _f.kernel_size == (1, 1)
+    _x = torch.randn(2, _ci, 5, 3, generator=_g)
+    same(_f(_x).detach(), _b(_a(_x)).detach(), atol=1e-5, what="folded conv")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## References

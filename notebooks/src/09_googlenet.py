@@ -604,6 +604,8 @@ def inception_macs(size, in_channels, c1, c2, c3, c4, k=5) -> int:
     ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "ex-09-inception-cost-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from cnnbook.profiling import count_macs, count_params
+
 for _args in [(192, 64, (96, 128), (16, 32), 32), (832, 384, (192, 384), (48, 128), 128),
               (7, 3, (2, 5), (1, 4), 2)]:
     for _k in (3, 5):
@@ -612,6 +614,22 @@ for _args in [(192, 64, (96, 128), (16, 32), 32), (832, 384, (192, 384), (48, 12
         assert inception_macs(14, *_args, k=_k) == count_macs(_blk, (1, _args[0], 14, 14)), (_args, _k)
 print("block 3a at 28 px:", f"{inception_params(192, 64, (96, 128), (16, 32), 32):,} parameters,",
       f"{inception_macs(28, 192, 64, (96, 128), (16, 32), 32) / 1e6:.1f} M multiply-adds")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+from cnnbook.models.googlenet import Inception as _Inc
+
+_g = generator(901)
+_cases = []
+for _k in (3, 5):
+    _v = [int(v) for v in torch.randint(1, 30, (7,), generator=_g)]
+    _cases.append((_v[0], _v[1], (_v[2], _v[3]), (_v[4], _v[5]), _v[6], _k))
+agrees(inception_params, lambda i, c1, c2, c3, c4, k=5: count_params(_Inc(i, c1, c2, c3, c4, branch3_kernel=k)),
+       _cases, forbid=("torch.nn.Module.__init__", "torch.nn.Module.__call__", "torch.nn.Module.parameters"))
+_s = int(torch.randint(5, 20, (1,), generator=_g))
+agrees(inception_macs,
+       lambda s, i, c1, c2, c3, c4, k=5: count_macs(_Inc(i, c1, c2, c3, c4, branch3_kernel=k), (1, i, s, s)),
+       [(_s,) + c for c in _cases], forbid=("torch.nn.Module.__init__", "torch.nn.Module.__call__", "torch.nn.Module.parameters"))
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 2 (factorise the 5x5).** Inception v3 replaced each 5x5 convolution by two
@@ -647,6 +665,8 @@ class FactorisedInception(nn.Module):
         ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "ex-09-factorised-test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from cnnbook.profiling import count_params
+
 _args = (192, 64, (96, 128), (16, 32), 32)
 _fac, _orig = FactorisedInception(*_args), Inception(*_args)
 _x = torch.rand(1, 192, 12, 12, requires_grad=True)
@@ -663,6 +683,21 @@ _probe_branch(_xi)[0, :, 5, 5].sum().backward()
 _seen = (_xi.grad[0].abs().sum(0) > 0).nonzero()
 assert (_seen.max(0).values - _seen.min(0).values + 1).tolist() == [5, 5]
 print(f"factorised block 3a: {count_params(_fac):,} parameters vs {count_params(_orig):,}")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons, generator, same
+from cnnbook.models.googlenet import conv_relu as _cr
+check_comparisons()
+_g = generator(902)
+_v = [int(v) for v in torch.randint(1, 12, (7,), generator=_g)]
+_blk = FactorisedInception(_v[0], _v[1], (_v[2], _v[3]), (_v[4], _v[5]), _v[6])
+_want = (count_params(_cr(_v[0], _v[1], 1)) + count_params(_cr(_v[0], _v[2], 1))
+         + count_params(_cr(_v[2], _v[3], 3)) + count_params(_cr(_v[0], _v[4], 1))
+         + count_params(_cr(_v[4], _v[4], 3)) + count_params(_cr(_v[4], _v[5], 3))
+         + count_params(_cr(_v[0], _v[6], 1)))
+same(count_params(_blk), _want, what="parameters of the factorised block")
+same(tuple(_blk(torch.rand(2, _v[0], 9, 7, generator=_g)).shape), (2, _v[1] + _v[3] + _v[5] + _v[6], 9, 7),
+     what="output shape")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 3 (label smoothing).** Inception v3 also introduced *label smoothing*: train
@@ -699,6 +734,16 @@ _calibrated[0, 3] = 5.0
 _t = torch.tensor([3])
 assert smoothed_cross_entropy(_calibrated, _t, 0.1) < smoothed_cross_entropy(_confident, _t, 0.1)
 print("label smoothing OK")
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+
+_g = generator(903)
+_cases = [(3 * torch.randn(n, c, generator=_g), torch.randint(0, c, (n,), generator=_g), e)
+          for n, c, e in ((5, 4, 0.25), (12, 9, 0.05), (1, 3, 0.9))]
+agrees(smoothed_cross_entropy, lambda o, y, e: nn.functional.cross_entropy(o, y, label_smoothing=e), _cases, atol=1e-5,
+       forbid=("torch.nn.functional.cross_entropy",),
+       allow=lambda *a, **k: float(k.get("label_smoothing", a[7] if len(a) > 7 else 0.0)) == 0.0)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # **Exercise 4 (channels and resolution).** Write `googlenet_shapes(size)`: a dict with
@@ -737,6 +782,25 @@ with torch.device("meta"):  # shapes only: no memory, no arithmetic
             _expected[_s] = tuple(_x.shape[1:])
     assert googlenet_shapes(_size) == _expected, (_size, googlenet_shapes(_size), _expected)
 print("224 px:", googlenet_shapes(224))
+### BEGIN HIDDEN TESTS
+from cnnbook.grading import agrees, generator
+from cnnbook.models.googlenet import googlenet_fashion as _gf
+
+
+def _ref(size):
+    with torch.device("meta"):
+        _m = _gf().eval()
+        _x = torch.zeros(1, 1, size, size)
+        _out = {}
+        for _st in _m.stage_names:
+            _x = getattr(_m, _st)(_x)
+            _out[_st] = tuple(_x.shape[1:])
+    return _out
+
+
+agrees(googlenet_shapes, _ref, [(int(s),) for s in 40 + torch.randperm(200, generator=generator(904))[:2]],
+       forbid=("torch.nn.Module.__call__", "torch.nn.Module.__init__"))
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## References
