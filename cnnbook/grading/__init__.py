@@ -128,8 +128,11 @@ def same(got: Any, want: Any, atol: float = 1e-5, rtol: float = 1e-4, what: str 
 
 
 def agrees(fn: Callable, reference: Callable, cases: Iterable, what: str | None = None,
-           forbid: tuple = (), allow: Callable | None = None, **tolerance) -> int:
-    """``fn(*case)`` is ``same`` as ``reference(*case)`` for every case; returns the count.
+           forbid: tuple = (), allow: Callable | None = None, **tolerance) -> None:
+    """``fn(*case)`` is ``same`` as ``reference(*case)`` for every case.
+
+    Returns None on purpose: a test cell that ends with ``agrees(...)`` must show no value,
+    since nbgrader reads a number shown by a test cell as partial credit.
 
     A case is a tuple of positional arguments, or a dict of keyword arguments. Every
     reference is computed first, on copies of the inputs (so a function that mutates its
@@ -144,7 +147,6 @@ def agrees(fn: Callable, reference: Callable, cases: Iterable, what: str | None 
         gots = [fn(*args, **kwargs) for args, kwargs in cases]
     for (args, kwargs), got, want in zip(cases, gots, wants):
         same(got, want, what=f"{name}{_show(args, kwargs)}", **tolerance)
-    return len(cases)
 
 
 def _clone(value):

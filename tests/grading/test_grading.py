@@ -74,7 +74,8 @@ def test_check_comparisons_finds_replaced_tensor_methods_and_math(monkeypatch):
 def test_agrees_checks_against_the_reference_on_every_case():
     g = generator(0)
     cases = [(torch.randn(3, 4, generator=g),) for _ in range(3)]
-    assert agrees(lambda x: x * 2, lambda x: x + x, cases) == 3
+    # None, never a number: nbgrader would read a number a test cell shows as partial credit
+    assert agrees(lambda x: x * 2, lambda x: x + x, cases) is None
     table = {id(cases[0][0]): cases[0][0] * 2}               # a lookup table of one input
     with pytest.raises(AssertionError):
         agrees(lambda x: table.get(id(x), torch.zeros_like(x)), lambda x: x * 2, cases)
