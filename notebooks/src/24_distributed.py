@@ -306,10 +306,11 @@ print(pd.DataFrame(rows).to_string(index=False))
 bench = dict(dataset=cfg.bench_dataset, model=cfg.bench_model, limit=cfg.bench_limit,
              batch_size=cfg.bench_batch, epochs=cfg.bench_epochs, profile=PROFILE)
 threads = torch.get_num_threads()
-runs = [dict(ddp_demo.bench_rank(**bench, threads=1, name="bench-1proc-1thread"), processes=1),
-        dict(ddp_demo.bench_rank(**bench, threads=os.cpu_count() or 1,
-                                 name="bench-1proc-all-threads"), processes=1)]
-torch.set_num_threads(threads)   # bench_rank changed this process's threads: put them back
+# the one-process runs are spawned too, so both sides start alike (a fresh Python each)
+one = launch(ddp_demo.bench_many, 1, ([dict(bench, threads=1, name="bench-1proc-1thread"),
+                                        dict(bench, threads=os.cpu_count() or 1,
+                                             name="bench-1proc-all-threads")],), timeout=900)[0]
+runs = [dict(r, processes=1) for r in one]
 two = launch(ddp_demo.bench_many, 2, ([dict(bench, threads=1, name="bench-2proc",
                                              batch_size=cfg.bench_batch // 2)],), timeout=900)
 runs.append(dict(two[0][0], processes=2))
@@ -510,7 +511,7 @@ print("global mean gradient: correct")
 # **Exercise 4 (experiment: does a bigger batch per process help DDP?).** Communication per
 # step is the same whatever the batch (one gradient's worth), while computation grows with
 # it. Measure it: for each per-process batch size in `cfg.exp_batches`, train with
-# `ddp_demo.bench_rank` in this process (1 process, 1 thread, global batch = 2 x the
+# `launch(ddp_demo.bench_many, 1, ...)` (1 process, 1 thread, global batch = 2 x the
 # per-process batch) and with `launch(ddp_demo.bench_many, 2, ...)` (2 processes of 1
 # thread, each with the per-process batch), using `dataset=cfg.bench_dataset`,
 # `model=cfg.bench_model`, `limit=cfg.exp_limit`, `epochs=1`. Fill `experiment`, a
@@ -523,8 +524,9 @@ print("global mean gradient: correct")
 # %% nbgrader={"grade": false, "grade_id": "ex-24-experiment", "locked": false, "schema_version": 3, "solution": true, "task": false}
 ### BEGIN SOLUTION
 _common = dict(dataset=cfg.bench_dataset, model=cfg.bench_model, limit=cfg.exp_limit, epochs=1)
-_one = [ddp_demo.bench_rank(**_common, batch_size=2 * b, threads=1) for b in cfg.exp_batches]
-torch.set_num_threads(threads)
+_one = launch(ddp_demo.bench_many, 1,
+              ([dict(_common, batch_size=2 * b, threads=1) for b in cfg.exp_batches],),
+              timeout=900)[0]
 _two = launch(ddp_demo.bench_many, 2,
               ([dict(_common, batch_size=b, threads=1) for b in cfg.exp_batches],), timeout=900)[0]
 experiment = pd.DataFrame({"batch_per_process": list(cfg.exp_batches),
