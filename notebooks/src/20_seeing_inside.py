@@ -620,7 +620,8 @@ assert torch.allclose(_out.flatten(1), _x.flatten(1) * _lin[1].weight[_t].detach
 import inspect
 from cnnbook.interpret.saliency import integrated_gradients as _ref_ig
 _src = inspect.getsource(my_integrated_gradients).replace("my_integrated_gradients", "")
-assert "captum" not in _src.lower() and "cnnbook" not in _src and "integrated_gradients(" not in _src
+_body = _src.replace("my_integrated_gradients(", "")   # the student's own name is allowed
+assert "captum" not in _src.lower() and "cnnbook" not in _src and "integrated_gradients(" not in _body
 _g = torch.Generator().manual_seed(20)
 for _steps in (1, 3, 7):
     _xx = torch.rand(3, 3, 32, 32, generator=_g).to(test_x.device)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -152,7 +153,12 @@ def test_widget_renders_and_reacts_in_jupyterlab(lab, tmp_path):
 def _run_first_cell(page, lab, notebook, ready):
     """Open ``notebook``, run its only cell (again if a busy kernel drops the first request)
     until ``ready(out)`` (a locator in the output) is visible; return the output area."""
-    page.goto(f"{lab}/lab/tree/{notebook}?token={TOKEN}", timeout=60_000)
+    # a workspace of its own, reset: only this notebook is open (the lab server is shared
+    # by the tests, and a restored workspace would show the other tests' notebooks too, so
+    # ".jp-CodeCell" could resolve to a cell in a hidden tab)
+    workspace = Path(notebook).stem
+    page.goto(f"{lab}/lab/workspaces/{workspace}/tree/{notebook}?reset&token={TOKEN}",
+              timeout=60_000)
     from playwright.sync_api import expect
 
     cell = page.locator(".jp-Notebook .jp-CodeCell").first

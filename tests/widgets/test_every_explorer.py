@@ -36,7 +36,21 @@ FACTORIES: dict[str, callable] = {
                                        class_names=[str(i) for i in range(10)]),
     "KernelEditor": lambda cls: cls(size=48),
     "TransferCurveExplorer": lambda cls: cls(_transfer_table()),
+    "InferenceExplorer": lambda cls: cls(_sweep_table()),
+    "QuantizationExplorer": lambda cls: cls(_small_resnet()),
 }
+
+
+def _sweep_table():
+    """Two inference paths measured at two batch sizes and two thread counts."""
+    import pandas as pd
+
+    from cnnbook.deploy.sweep import speedups
+
+    rows = [{"path": path, "batch_size": b, "threads": t, "median_ms": per * b / t,
+             "throughput": b / (per * b / t / 1000), "per_image_ms": per / t, "load": 1.0}
+            for t in (1, 2) for b in (1, 8) for path, per in (("eager", 1.0), ("onnxruntime", 0.5))]
+    return speedups(pd.DataFrame(rows))
 
 
 def _feature_map_explorer(cls):
