@@ -8,11 +8,12 @@ download, in that order (see ``sources``); splits are cached as tensors (see ``s
 """
 from cnnbook.data.catalog import DATASETS, class_names, info
 from cnnbook.data.image_folder import FolderData, build_demo_folder, load_image_folder
-from cnnbook.data.loader import BatchTransform, TensorLoader, load_data, random_crop, random_hflip
+from cnnbook.data.loader import (BatchTransform, MapBatches, TensorLoader, load_data, random_crop,
+                                 random_hflip)
 from cnnbook.data.sources import DatasetCorrupt, DatasetUnavailable, data_dir, mirror_dir
 from cnnbook.data.splits import load_split, prepare, subset_per_class
 
-__all__ = ["DATASETS", "BatchTransform", "DatasetCorrupt", "DatasetUnavailable", "TensorLoader",
+__all__ = ["DATASETS", "BatchTransform", "MapBatches", "DatasetCorrupt", "DatasetUnavailable", "TensorLoader",
            "FolderData", "build_demo_folder", "load_image_folder",
            "class_names", "data_dir", "info", "load_data", "load_split", "mirror_dir", "prepare",
            "random_crop", "random_hflip", "subset_per_class"]

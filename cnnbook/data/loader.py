@@ -77,6 +77,28 @@ def _gen_device(generator):
     return generator.device if generator is not None else "cpu"
 
 
+class MapBatches:
+    """A loader whose every batch goes through ``fn(X, y) -> (X, y)`` on the way out.
+
+    Keeps ``len``, ``batch_size`` and ``num_examples``, so ``fit`` treats it as the loader it
+    wraps. Used where a training loss needs something computed per batch beside it: mixup
+    and CutMix (``regularization.BatchMixer.wrap``), a teacher's logits for distillation
+    (``deploy.distill.Distillation.wrap``).
+    """
+
+    def __init__(self, loader, fn):
+        self.loader, self.fn = loader, fn
+        self.batch_size = getattr(loader, "batch_size", None)
+        self.num_examples = getattr(loader, "num_examples", None)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for X, y in self.loader:
+            yield self.fn(X, y)
+
+
 class TensorLoader:
     """Iterate ``(X, y)`` mini-batches of an in-memory split on ``device``.
 

@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from cnnbook.data.loader import MapBatches
+
 __all__ = ["distillation_loss", "Distillation"]
 
 
@@ -71,7 +73,11 @@ class Distillation:
 
     def wrap(self, loader):
         """The loader, unchanged, except that the teacher's logits for each batch are kept."""
-        return _TeacherLoader(loader, self)
+        return MapBatches(loader, self._remember_teacher)
+
+    def _remember_teacher(self, x, y):
+        self.last = self.teacher_logits(x)
+        return x, y
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The distillation loss of the batch last produced by ``wrap``'s loader."""
@@ -81,18 +87,3 @@ class Distillation:
                                "..., loss_fn=kd.loss)")
         return distillation_loss(logits, self.last.to(logits.device), y, self.temperature,
                                  self.alpha)
-
-
-class _TeacherLoader:
-    def __init__(self, loader, kd: Distillation):
-        self.loader, self.kd = loader, kd
-        self.batch_size = getattr(loader, "batch_size", None)
-        self.num_examples = getattr(loader, "num_examples", None)
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self):
-        for x, y in self.loader:
-            self.kd.last = self.kd.teacher_logits(x)
-            yield x, y

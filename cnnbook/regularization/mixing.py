@@ -26,6 +26,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from cnnbook.data.loader import MapBatches
+
 __all__ = ["BatchMixer", "cutmix", "cutmix_box", "mixed_cross_entropy", "mixup",
            "partner_index", "sample_lambda"]
 
@@ -144,7 +146,12 @@ class BatchMixer:
 
     def wrap(self, loader):
         """The loader with every batch mixed (keeps ``len``, ``batch_size``, ``num_examples``)."""
-        return _MixedLoader(loader, self)
+        return MapBatches(loader, self._mix_and_remember)
+
+    def _mix_and_remember(self, x, y):
+        x, y_a, y_b, lam = self(x, y)
+        self.last = {"y_a": y_a, "y_b": y_b, "lam": lam}
+        return x, y_a
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The mixed cross-entropy of the batch last produced by ``wrap``'s loader."""
@@ -155,19 +162,3 @@ class BatchMixer:
                                "..., loss_fn=mixer.loss)")
         return mixed_cross_entropy(logits, y, last["y_b"].to(y.device), last["lam"],
                                    self.label_smoothing)
-
-
-class _MixedLoader:
-    def __init__(self, loader, mixer: BatchMixer):
-        self.loader, self.mixer = loader, mixer
-        self.batch_size = getattr(loader, "batch_size", None)
-        self.num_examples = getattr(loader, "num_examples", None)
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self):
-        for x, y in self.loader:
-            x, y_a, y_b, lam = self.mixer(x, y)
-            self.mixer.last = {"y_a": y_a, "y_b": y_b, "lam": lam}
-            yield x, y_a

@@ -184,3 +184,17 @@ def test_load_data_augments_and_shuffles_the_training_split_only():
     assert torch.equal(torch.cat([x for x, _ in first]), te.images.float() / 255)
     x1, x2 = torch.cat([x for x, _ in tr]), torch.cat([x for x, _ in tr])
     assert not torch.equal(x1, x2)   # a new shuffle and new crops each epoch
+
+
+def test_map_batches_maps_every_batch_and_keeps_the_loader_facts():
+    from cnnbook.data.loader import MapBatches
+
+    X = torch.randint(0, 256, (10, 1, 4, 4), dtype=torch.uint8)
+    y = torch.arange(10)
+    base = TensorLoader(X, y, batch_size=4, shuffle=False, device="cpu")
+    mapped = MapBatches(base, lambda xb, yb: (xb * 2, yb + 1))
+    assert len(mapped) == len(base) == 3
+    assert mapped.batch_size == 4 and mapped.num_examples == base.num_examples
+    out = list(mapped)
+    assert torch.equal(torch.cat([xb for xb, _ in out]), torch.cat([xb for xb, _ in base]) * 2)
+    assert torch.equal(torch.cat([yb for _, yb in out]), y + 1)
