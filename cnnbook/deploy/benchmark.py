@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import math
+import operator
 import os
 import statistics
 from dataclasses import asdict, dataclass
@@ -184,8 +185,23 @@ def benchmark(model: Callable, batch_sizes: Iterable[int] = (1, 32),
 
 def _tensors(module: nn.Module):
     """Every tensor a module holds, once: parameters, buffers, and plain tensor attributes
-    (a PT2E-quantised ``GraphModule`` keeps its int8 weights as such attributes)."""
+    (a PT2E-quantised ``GraphModule`` keeps its int8 weights as such attributes).
+
+    For an ``fx.GraphModule`` (an exported or quantised graph), only the tensors its graph
+    reads (``get_attr`` nodes): quantisation leaves the replaced fp32 weights registered
+    but unused, and they are not part of what runs or what one would ship.
+    """
     seen: dict[int, torch.Tensor] = {}
+    if isinstance(module, torch.fx.GraphModule):
+        for sub in module.modules():
+            if not isinstance(sub, torch.fx.GraphModule):
+                continue
+            for node in sub.graph.nodes:
+                if node.op == "get_attr":
+                    value = operator.attrgetter(node.target)(sub)
+                    if isinstance(value, torch.Tensor):
+                        seen.setdefault(id(value), value)
+        return seen.values()
     for t in list(module.parameters()) + list(module.buffers()):
         seen.setdefault(id(t), t)
     for sub in module.modules():
@@ -207,11 +223,19 @@ def size_mb(model: nn.Module) -> float:
 
 
 def file_size_mb(model: nn.Module, state_dict_only: bool = True) -> float:
-    """Size in MB of the model saved with ``torch.save`` (its state dict, or the whole module).
+    """Size in MB of the model's weights saved with ``torch.save``: its state dict, or with
+    ``state_dict_only=False`` every tensor it holds (parameters, buffers and tensor
+    attributes, as ``size_mb`` counts them).
 
-    Written to memory, not disk; what a user would ship. A ``GraphModule`` whose weights are
-    attributes (PT2E int8) needs ``state_dict_only=False`` to include them.
+    Written to memory, not disk; the weight file a user would ship. A PT2E-quantised
+    ``GraphModule`` keeps its int8 weights as attributes, outside its state dict, so it
+    needs ``state_dict_only=False``. (The module itself is not pickled: an exported graph
+    with train/eval switching allowed cannot be.)
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"file_size_mb needs an nn.Module, got {type(model).__name__}")
+    tensors = model.state_dict() if state_dict_only else \
+        {f"t{i}": t.detach() for i, t in enumerate(_tensors(model))}
     buf = io.BytesIO()
-    torch.save(model.state_dict() if state_dict_only else model, buf)
+    torch.save(tensors, buf)
     return buf.getbuffer().nbytes / 1e6

@@ -145,7 +145,8 @@ def prune_block_channels_tp(model: nn.Module, ratio: float, example: torch.Tenso
 
     ratio = _check_ratio(ratio, "ratio")
     pruned = copy.deepcopy(model).eval()
-    graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=example)
+    with torch.enable_grad():   # the graph is traced from autograd's grad_fn chain
+        graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=example)
     for _, block in inner_blocks(pruned):
         idxs = channels_to_remove(block.conv1, ratio)
         if not idxs:

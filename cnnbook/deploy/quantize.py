@@ -31,6 +31,7 @@ quantisation in the forward pass, straight-through gradients in the backward pas
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from typing import Iterable
 
@@ -160,14 +161,22 @@ def has_vnni() -> bool:
     return "avx512_vnni" in flags or "avx_vnni" in flags or "amx_int8" in flags
 
 
-def export_model(model: nn.Module, example: torch.Tensor):
-    """``torch.export`` the model in eval mode (one example batch fixes the graph; batch
-    size is left dynamic) and return the graph as an ``nn.Module``."""
+def export_model(model: nn.Module, example: torch.Tensor, train: bool = False):
+    """``torch.export`` a copy of the model (eval mode, or train mode for QAT) and return the
+    graph as an ``nn.Module``. One example batch fixes the graph; the batch size stays
+    dynamic (from 2 in train mode, where batch norm needs two samples).
+
+    Strict export (TorchDynamo tracing) records, for every node, which call of which module
+    made it. The non-strict default of torch 2.14 records only the module's name, so a
+    module called twice (a ResNet block's one ``ReLU``, torchvision's too) becomes one
+    partition with two outputs, which the x86 quantizer refuses ("Input partition has more
+    than one output node").
+    """
     from torch.export import Dim, export
 
-    model = copy.deepcopy(model).eval()   # export shares tensors; quantising folds BN into them
-    batch = Dim("batch", min=1, max=1024)
-    return export(model, (example,), dynamic_shapes=({0: batch},)).module()
+    model = copy.deepcopy(model).train(train)   # export shares tensors; quantising folds BN into them
+    batch = Dim("batch", min=2 if train else 1, max=1024)
+    return export(model, (example,), dynamic_shapes=({0: batch},), strict=True).module()
 
 
 def x86_quantizer(dynamic: bool = False, qat: bool = False, reduce_range: bool | None = None):
@@ -205,19 +214,24 @@ def quantize_pt2e(model: nn.Module, calibration: Iterable, example: torch.Tensor
             n += 1
     if n == 0 and not dynamic:
         raise ValueError("static quantisation needs calibration batches; the iterable was empty")
-    return convert_pt2e(prepared)
+    return _with_train_eval(convert_pt2e(prepared))
+
+
+def _with_train_eval(graph_module):
+    """Exported graphs refuse ``.eval()``/``.train()``; allow them (torchao's switch), so a
+    quantised model goes wherever an ``nn.Module`` does (``accuracy``, ``fit``, benchmarks)."""
+    from torchao.quantization.pt2e import allow_exported_model_train_eval
+
+    return allow_exported_model_train_eval(graph_module)
 
 
 def prepare_qat(model: nn.Module, example: torch.Tensor, reduce_range: bool | None = None):
     """Quantisation-aware training: the exported model with fake quantisation inserted,
     ready to train (``train()``/``eval()`` work on it, so ``cnnbook.fit`` can train it)."""
-    from torch.export import Dim, export
     from torchao.quantization.pt2e import allow_exported_model_train_eval
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
 
-    model = copy.deepcopy(model).train()   # the copy trains; the original stays as it was
-    batch = Dim("batch", min=2, max=1024)
-    graph = export(model, (example,), dynamic_shapes=({0: batch},)).module()
+    graph = export_model(model, example, train=True)   # a copy trains; the original stays
     prepared = prepare_qat_pt2e(graph, x86_quantizer(qat=True, reduce_range=reduce_range))
     return allow_exported_model_train_eval(prepared)
 
@@ -228,17 +242,30 @@ def convert_qat(prepared) -> nn.Module:
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
     move_exported_model_to_eval(prepared)
-    return convert_pt2e(prepared)
+    return _with_train_eval(convert_pt2e(prepared))
 
 
 def compile_int8(model: nn.Module, example: torch.Tensor):
     """``torch.compile`` a converted int8 graph with Inductor's freezing (weights prepacked as
     int8 constants), and run ``example`` once so the compilation happens here, not in a
-    timing loop. Returns the compiled callable."""
-    compiled = torch.compile(model, options={"freezing": True})   # also for later recompiles
-    with torch.no_grad():
-        compiled(example)
-    return compiled
+    timing loop. Returns a callable that runs the compiled graph (and compiles again for a
+    new input shape, with the same settings).
+
+    The freezing flag is set in Inductor's global config around every call: the int8
+    lowering reads it there, and ``torch.compile(options={"freezing": True})`` alone fails
+    on the prepacking op (``UnsupportedOperatorException: onednn.qconv_prepack``, torch 2.14).
+    """
+    import torch._inductor.config as inductor_config
+
+    compiled = torch.compile(model)
+
+    @functools.wraps(model.forward)
+    def run(*args, **kwargs):
+        with inductor_config.patch(freezing=True), torch.no_grad():
+            return compiled(*args, **kwargs)
+
+    run(example)
+    return run
 
 
 def count_quantized_ops(graph_module) -> dict:

@@ -87,3 +87,8 @@ def test_size_counts_tensor_attributes_once():
     assert math.isclose(B.size_mb(m), (110 * 4 + 100) / 1e6)
     with pytest.raises(TypeError):
         B.size_mb(lambda x: x)
+    # the file holds the int8 attribute too, once, at a byte per element
+    assert B.file_size_mb(m, state_dict_only=False) - B.file_size_mb(m) > 100 / 1e6
+    assert B.file_size_mb(m, state_dict_only=False) - B.file_size_mb(m) < 100 / 1e6 + 0.002
+    with pytest.raises(TypeError):
+        B.file_size_mb(lambda x: x)

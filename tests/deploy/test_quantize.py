@@ -94,6 +94,7 @@ def test_pt2e_static_quantisation_is_close_to_fp32():
     assert out.shape == ref.shape
     assert (out - ref).abs().max() < 0.1 * ref.abs().max() + 1e-3
     assert q(torch.randn(3, 3, 8, 8)).shape == (3, 4)   # batch size stays free
+    q.eval()                                             # goes where any nn.Module goes
     with pytest.raises(ValueError, match="calibration"):
         Q.quantize_pt2e(net, [], x)
 
@@ -125,5 +126,30 @@ def test_qat_trains_and_converts():
         losses.append(loss.item())
     assert losses[-1] < losses[0]
     q = Q.convert_qat(prepared)
+    q.eval()
     assert Q.count_quantized_ops(q)["quantize"] > 0
     assert q(x).shape == (16, 4)
+
+
+def test_resnet_with_a_reused_relu_quantises_and_compiles_to_int8_kernels():
+    """A BasicBlock calls one ReLU module twice (as torchvision's does). Non-strict export
+    merges both calls into one partition and the x86 quantizer refuses it; the compiled
+    int8 graph must also build (Inductor's freezing) and stay close to the reference graph."""
+    from cnnbook.models.cifar_resnet import CifarResNet
+
+    torch.manual_seed(0)
+    net = CifarResNet(blocks_per_stage=1, width_mult=0.5).eval()
+    x = torch.randn(4, 3, 16, 16)
+    q = Q.quantize_pt2e(net, [x], x)
+    assert Q.count_quantized_ops(q)["quantize"] >= 6
+    from cnnbook.deploy.benchmark import size_mb          # counts what the graph reads:
+    assert size_mb(q) < size_mb(net) / 3                  # int8 weights, not the stale fp32 ones
+    compiled = Q.compile_int8(q, x)
+    with torch.no_grad():
+        ref, out = q(x), compiled(x)
+        assert out.shape == (4, 10)
+        assert (out - ref).abs().max() < 0.05 * ref.abs().max() + 1e-3
+        assert compiled(x[:1]).shape == (1, 10)            # a new batch size recompiles
+    qat = Q.prepare_qat(net, x)                             # the QAT pattern has a BN too
+    qat(x).sum().backward()
+    assert Q.count_quantized_ops(Q.convert_qat(qat))["quantize"] >= 6
