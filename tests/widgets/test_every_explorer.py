@@ -27,8 +27,17 @@ def _small_resnet():
     return cifar_resnet(8, width_mult=0.5).eval()
 
 
+def _small_vit():
+    from cnnbook.models.vit import VisionTransformer
+    torch.manual_seed(0)
+    return VisionTransformer(image_size=16, patch_size=4, dim=16, depth=2, heads=2, mlp_dim=32,
+                             num_classes=4).eval()
+
+
 # explorers that need arguments (or would be slow at their defaults): how to build a small one
 FACTORIES: dict[str, callable] = {
+    "AttentionExplorer": lambda cls: cls(_small_vit(), torch.rand(2, 3, 16, 16),
+                                         class_names=[str(i) for i in range(4)]),
     "AugmentationExplorer": lambda cls: cls(n_images=2, rows=1),
     "FeatureMapExplorer": lambda cls: _feature_map_explorer(cls),
     "GaborExplorer": lambda cls: cls(size=48),
