@@ -61,9 +61,9 @@ MILESTONES = (
     Milestone(2019, "EfficientNet", "compound scaling of depth, width, resolution",
               "Tan & Le, ICML 2019", "efficiency"),
     Milestone(2020, "ViT", "an image as a sequence of 16x16 patches",
-              "Dosovitskiy et al., ICLR 2021 (arXiv 2020)", "beyond CNNs"),
+              "Dosovitskiy et al., ICLR 2021 (arXiv 2020)", "beyond CNNs", "23"),
     Milestone(2022, "ConvNeXt", "a ConvNet modernised the Transformer way",
-              "Liu et al., CVPR 2022", "beyond CNNs"),
+              "Liu et al., CVPR 2022", "beyond CNNs", "23"),
 )
 
 
