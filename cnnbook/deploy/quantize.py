@@ -199,7 +199,8 @@ def quantize_pt2e(model: nn.Module, calibration: Iterable, example: torch.Tensor
 
     ``calibration`` yields input batches (or ``(X, y)`` pairs; ``y`` is ignored), run in
     eval mode with no gradients. ``dynamic=True`` measures each activation's range at run
-    time instead (a ``choose_qparams`` node per quantised input, every batch). Returns
+    time instead (a ``choose_qparams`` node per quantised input, every batch); the example
+    batch then calibrates only the weights, if no calibration batches are given. Returns
     the converted ``GraphModule`` (reference int8: quantise/dequantise nodes around fp32
     ops; ``compile_int8`` makes it run int8 kernels).
     """
@@ -214,6 +215,9 @@ def quantize_pt2e(model: nn.Module, calibration: Iterable, example: torch.Tensor
             n += 1
     if n == 0 and not dynamic:
         raise ValueError("static quantisation needs calibration batches; the iterable was empty")
+    if n == 0:   # the weights' observers still need one pass, or convert uses scale 1, zero 0
+        with torch.no_grad():
+            prepared(example)
     return _with_train_eval(convert_pt2e(prepared))
 
 
