@@ -99,6 +99,36 @@ class MapBatches:
             yield self.fn(X, y)
 
 
+class StepsPerEpoch:
+    """``steps`` batches of ``loader`` as one epoch of ``fit``, each epoch going on where the
+    last one stopped (a new pass, with a new shuffle, starts whenever the loader runs out).
+
+    Trains for a set number of steps rather than whole passes (equal-time comparisons turn
+    seconds into steps) and lets ``fit`` evaluate every ``steps`` batches on any data size.
+    """
+
+    def __init__(self, loader, steps: int):
+        if isinstance(steps, bool) or int(steps) != steps or steps < 1:
+            raise ValueError(f"steps must be a whole number >= 1, got {steps!r}")
+        self.loader, self.steps = loader, int(steps)
+        self.batch_size = getattr(loader, "batch_size", None)
+        self.num_examples = getattr(loader, "num_examples", None)
+        self._batches = None
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self):
+        for _ in range(self.steps):
+            batch = next(self._batches, None) if self._batches is not None else None
+            if batch is None:
+                self._batches = iter(self.loader)
+                batch = next(self._batches, None)
+                if batch is None:
+                    raise ValueError("the loader gave no batches")
+            yield batch
+
+
 class TensorLoader:
     """Iterate ``(X, y)`` mini-batches of an in-memory split on ``device``.
 

@@ -198,3 +198,27 @@ def test_map_batches_maps_every_batch_and_keeps_the_loader_facts():
     out = list(mapped)
     assert torch.equal(torch.cat([xb for xb, _ in out]), torch.cat([xb for xb, _ in base]) * 2)
     assert torch.equal(torch.cat([yb for _, yb in out]), y + 1)
+
+
+def test_steps_per_epoch_goes_on_where_the_last_epoch_stopped():
+    from cnnbook.data.loader import StepsPerEpoch
+
+    X = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 1, 2, 2).contiguous()
+    y = torch.arange(10)   # image i has label i
+    base = TensorLoader(X, y, batch_size=4, shuffle=True, device="cpu", seed=1)
+    steps = StepsPerEpoch(base, 2)
+    assert len(steps) == 2 and steps.batch_size == 4 and steps.num_examples == 10
+    first, second = [yb for _, yb in steps], [yb for _, yb in steps]
+    # epoch 1: batches 1-2 of a pass; epoch 2: its last batch (2 images), then a new pass
+    assert [len(b) for b in first + second] == [4, 4, 2, 4]
+    assert sorted(torch.cat(first + second[:1]).tolist()) == list(range(10))
+    reference = TensorLoader(X, y, batch_size=4, shuffle=True, device="cpu", seed=1)
+    passes = [yb for _, yb in reference] + [yb for _, yb in reference]
+    for got, want in zip(first + second, passes):
+        assert torch.equal(got, want)
+    for xb, yb in StepsPerEpoch(base, 3):   # images stay with their labels
+        assert torch.equal((xb[:, 0, 0, 0] * 255).round(), yb.float())
+    with pytest.raises(ValueError, match="steps"):
+        StepsPerEpoch(base, 0)
+    with pytest.raises(ValueError, match="no batches"):
+        list(StepsPerEpoch([], 1))
