@@ -83,6 +83,9 @@ def test_attention_equals_nn_multihead_attention(dim, heads, n):
     assert torch.allclose(w, per_head, atol=1e-6)
     fast, none = ours(x, need_weights=False)   # the fused kernel: same output
     assert none is None and torch.allclose(fast, ref_out, atol=1e-5)
+    ours.fused = False
+    slow, none = ours(x, need_weights=False)   # written out, weights not returned
+    assert none is None and torch.allclose(slow, ref_out, atol=1e-6)
 
 
 def test_attention_gradients_equal_torchs():
@@ -119,6 +122,18 @@ def test_vit_b_16_parameter_count_equals_torchvisions():
     assert ours == theirs == 86_567_656
     weights = torchvision.models.ViT_B_16_Weights.IMAGENET1K_V1
     assert ours == weights.meta["num_params"]
+
+
+def test_vit_b_16_multiply_adds_equal_torchvisions_published_count():
+    from cnnbook.profiling import count_macs
+    model = vit_b_16().set_fused_attention(False)
+    meta = torchvision.models.ViT_B_16_Weights.IMAGENET1K_V1.meta
+    assert count_macs(model) / 1e9 == pytest.approx(meta["_ops"], rel=0.01)
+    small = vit_tiny()   # the fused kernel is invisible to the counter on a CPU
+    fused = count_macs(small, (1, 3, 32, 32))
+    written = count_macs(small.set_fused_attention(False), (1, 3, 32, 32))
+    # the difference is the attention's two products: q k^T and weights @ v, 65x65x128 each
+    assert written - fused == 6 * 2 * 65 * 65 * 128
 
 
 @pytest.mark.parametrize("name", ["vit_b_32"])
