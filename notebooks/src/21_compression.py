@@ -224,11 +224,13 @@ print(f"fused: {rows[-1]['latency_b1_ms']:.2f} ms at batch 1 ({fusion_speedup:.2
       f"accuracy {fused_acc:.4f} (unfused {base_acc:.4f})")
 
 # %% [markdown]
-# The cell above prints the measured speed-up of fusion: it is real but modest, since the
-# BN layers are cheap next to the convolutions (their share grows on small images and at
-# batch 1). Fusion is so reliably free that every deployment path does it: PyTorch's
-# quantisation flows, `torch.compile` and ONNX Runtime all fold BN themselves, which is why
-# the int8 models below start from the unfused network.
+# The cell above prints fusion's speed ratios. Whatever they are on your machine, they are
+# bounded by the share of time the BN layers took, and BN is cheap next to the convolutions
+# (its share is largest on small images and at batch 1); a ratio within a few percent of 1
+# is the noise of the measurement. What fusion guarantees is the output: the same function
+# with one layer fewer per pair. It is so reliably free that every deployment path does
+# it: PyTorch's quantisation flows, `torch.compile` and ONNX Runtime all fold BN
+# themselves, which is why the int8 models below start from the unfused network.
 #
 # ## 3. Quantisation
 #
@@ -368,6 +370,8 @@ print(f"dynamic int8: {n_choose} run-time range measurements, {dyn_ops['quantize
       f"nodes; accuracy {dyn_acc:.4f} (static {int8_acc:.4f}); batch-32 throughput "
       f"{rows[-1]['throughput_b32']:.0f} images/s (fp32 {rows[0]['throughput_b32']:.0f})")
 assert n_choose > 0
+if PROFILE != "smoke":   # per-batch ranges round about as well as calibrated ones
+    assert dyn_acc >= base_acc - 0.03, (dyn_acc, base_acc)
 
 # %% [markdown]
 # The comparison above is between reference graphs and fp32 eager, so it shows the extra
@@ -670,8 +674,10 @@ targets = [
 for name, held, value in targets:
     print(f"{'holds ' if held else 'MISSED'}  {name}: measured {value}")
 if not any(cpu_features[k] for k in ("avx512_vnni", "avx_vnni", "amx_int8")):
-    print("This CPU has no VNNI or AMX int8 instructions, so int8 kernels run on AVX2 "
-          "fallbacks: the int8 speed target assumed hardware this machine lacks.")
+    print("This CPU has no VNNI or AMX int8 instructions: its int8 kernels run on AVX2 "
+          "sequences with 16-bit intermediates and 7-bit activations" +
+          (", and still reached the int8 speed target." if targets[0][1] else
+           "; the int8 speed target was set for a CPU with them."))
 
 # %% [markdown]
 # How to read the table against the sources' figures:
