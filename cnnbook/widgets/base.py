@@ -9,10 +9,14 @@ import ipywidgets as widgets
 import matplotlib.pyplot as plt
 
 
-def figure_to_png(fig) -> bytes:
-    """Render a matplotlib figure to PNG bytes and close it (no figure leaks per redraw)."""
+def figure_to_png(fig, tight: bool = True) -> bytes:
+    """Render a matplotlib figure to PNG bytes and close it (no figure leaks per redraw).
+
+    ``tight`` crops the white margins (``bbox_inches="tight"``), which draws the figure
+    twice; an explorer that must redraw fast lays its figure out itself and passes False.
+    """
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight" if tight else None)
     plt.close(fig)
     return buf.getvalue()
 
@@ -28,6 +32,9 @@ class Explorer(widgets.VBox):
     ``state["unexpected"] = True`` and warned about, so the widget keeps working for the
     learner while the tests (which check ``unexpected``) still catch it.
     """
+
+    #: crop the picture's margins (one more drawing pass); see ``figure_to_png``
+    tight_png = True
 
     def __init__(self, controls: dict, layout_controls=None):
         self.controls = dict(controls)
@@ -66,7 +73,7 @@ class Explorer(widgets.VBox):
         self.state = dict(state)
         self.state.setdefault("error", None)
         self.message.value = ""
-        png = figure_to_png(fig)
+        png = figure_to_png(fig, tight=self.tight_png)
         self.renders += 1  # before the image changes, so observers of the image see the new count
         self.image.value = png
 
