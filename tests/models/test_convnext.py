@@ -175,3 +175,13 @@ def test_step_block_in_convnext_order_has_one_norm_and_one_activation():
     assert blk.branch.spatial.groups == 8 and blk.branch.spatial.kernel_size == (7, 7)
     with pytest.raises(ValueError, match="unknown"):
         StepBlock(8, 8, 8, norm="gn")
+
+
+def test_design_path_has_the_papers_flops_per_step():
+    # Liu et al. (2022), Figure 2: GFLOPs (multiply-adds) of each step at 224 px
+    paper = [4.1, 4.5, 4.4, 2.4, 5.3, 4.6, 4.1, 4.2, 4.2, 4.2, 4.2, 4.2, 4.5]
+    assert len(paper) == len(DESIGN_STEPS)
+    for k, want in enumerate(paper):
+        with torch.device("meta"):
+            net = design_step_network(k)
+        assert count_macs(net) / 1e9 == pytest.approx(want, abs=0.06), DESIGN_STEPS[k][0]
