@@ -160,3 +160,13 @@ def test_max_abs_difference_sees_a_difference():
     assert export.max_abs_difference(lambda t: model(t) + 0.5, model, x) == pytest.approx(0.5, abs=1e-5)
     with pytest.raises(ValueError, match="shape"):
         export.max_abs_difference(lambda t: model(t)[:1], model, x)
+
+
+def test_saved_program_holds_its_example_not_the_tensor_it_was_sliced_from(tmp_path):
+    model = small_model(4)
+    many = torch.randn(2_000, 3, 32, 32)                 # 24.6 MB
+    export.to_exported(model, many[:2], tmp_path / "m.pt2")
+    assert (tmp_path / "m.pt2").stat().st_size < 5e6     # the weights and two images
+    program = torch.export.load(str(tmp_path / "m.pt2"))
+    with torch.no_grad():
+        assert torch.allclose(program.module()(many[:3]), model(many[:3]), atol=1e-5)
