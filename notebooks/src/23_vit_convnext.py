@@ -571,14 +571,20 @@ if cfg.flops_side == 224:   # torchvision's model cards give the multiply-adds a
     print(f"torchvision's cards: ResNet-50 {r50_ops:.2f} G, ConvNeXt-T {cnx_ops:.2f} G multiply-adds")
     assert abs(steps_table[macs_col].iloc[0] - r50_ops) < 0.01
     assert abs(steps_table[macs_col].iloc[-1] - cnx_ops) < 0.01
+if cfg.design_steps is None:   # the path's shape, as the next paragraph reads it
+    m = steps_table[macs_col]
+    assert m[1] > m[0] and m[3] < 0.6 * m[2] and m[4] > m[2]   # ratio costs; depthwise saves; width spends
+    assert m[6] < m[5] < m[4] and m[7] < 1.05 * m[6]            # inverted, moved up; 7x7 nearly free
+    assert (m.loc[8:11] == m[7]).all()                             # micro design: no multiply-adds
 
 # %% [markdown]
 # The table above (the paper's Figure 2 gives the same FLOPs per step: 4.1 G for
-# ResNet-50, 4.5 G for ConvNeXt-T) shows the budget being spent and won back. The stage
-# ratio costs compute; the depthwise conv removes almost half of it (a 3x3 depthwise conv
-# does $1/C$ of a dense conv's work), and the wider network spends it again; the inverted
-# bottleneck and moving the depthwise conv up bring it back down, so the 7x7 kernel comes
-# almost for free. The micro-design steps change almost nothing in the count (one fewer
+# ResNet-50, 4.5 G for ConvNeXt-T) shows the budget being spent and won back; in the `cpu`
+# and `full` profiles, which count every step, the cell asserts each of the following. The
+# stage ratio costs compute; the depthwise conv removes almost half of it (a 3x3 depthwise
+# conv does $1/C$ of a dense conv's work), and the wider network spends it again; the
+# inverted bottleneck and moving the depthwise conv up bring it back down, so the 7x7
+# kernel comes almost for free. The micro-design steps change no multiply-add (one fewer
 # norm saves a few parameters) but, in the paper, each adds accuracy. What this table does
 # not show is time: depthwise convolutions do little arithmetic per byte of memory, so on
 # a CPU ConvNeXt-T is slower than its FLOPs suggest (chapter 13 measured the same for
