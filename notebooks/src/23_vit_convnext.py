@@ -433,9 +433,10 @@ elif PROFILE != "smoke":   # a busy machine turns the seconds into too few steps
 # clearly above chance, above 20%; on a heavily loaded machine the 45 seconds buy so few
 # steps that neither network learns, and the cell says so instead). The convolution's
 # assumptions are worth many examples: the ResNet does not have to discover that nearby
-# pixels belong together, the ViT does, from a thousand images, and it overfits them
-# (compare `train_acc` with `test_acc` in the runs table). As the training set grows, the
-# printout says whether the gap narrows on this budget; the ViT paper's crossover
+# pixels belong together, the ViT has to learn it from the thousand images (the runs
+# table's `train_acc` beside `test_acc` shows whether it got as far as fitting them on
+# this budget, or whether the budget, not the data, held it back). As the training set
+# grows, the printout says whether the gap narrows on this budget; the ViT paper's crossover
 # (Transformers ahead) needed on the order of 100 million images and far longer training,
 # which no laptop reproduces. Two things limit this comparison: each run is short and
 # single-seeded (chapter 17's exercise 3 measures how much two seeds differ), and the
@@ -500,7 +501,8 @@ vit_net.to(device)
 # The printout gives two summaries. The entropy of the maps says how spread the attention
 # is: the closer to the uniform value, the less the class token prefers particular patches.
 # Rollout maps are smoother than single layers by construction (they average over paths
-# through all layers), and the residual term keeps a large share on the class token itself.
+# through all layers); the first line gives how much of the class token's attention lands
+# on the patches rather than on itself.
 # Whether the maps highlight the object depends strongly on training: after a few minutes
 # on a CPU they are a first look, not evidence that the network found the object; the same
 # code on a network trained for hours gives the crisp maps of the papers.
