@@ -1,9 +1,11 @@
 """Every architecture of the course in one table, for the comparison of chapter 14.
 
-One ``Architecture`` row per network: its name, year, chapter, paper, what it added, the
+One ``Architecture`` row per network (Part II's CNNs, and chapter 23's ViT-B/16 and
+ConvNeXt-T): its name, year, chapter, paper, what it added, the
 name of its chapter's Fashion-MNIST result record, and a builder for its ImageNet-size
 configuration taken from the course's own modules (3 x 224 x 224 in, 1,000 classes out;
-LeNet-5 and BN-LeNet have no ImageNet version and keep their 28 x 28 grey input). Where
+LeNet-5 and BN-LeNet have no ImageNet version and keep their 28 x 28 grey input; ViT-B/16
+takes only 224 px images, its position embeddings being learned for 14 x 14 patches). Where
 torchvision ships the same network, ``torchvision`` and ``weights`` name its builder and
 weights enum, whose metadata (ImageNet top-1 / top-5 accuracy, multiply-adds, parameters)
 is read without downloading anything. ``cost_table`` and ``fashion_table`` turn the
@@ -20,6 +22,7 @@ from torch import nn
 
 from cnnbook.models.alexnet import alexnet
 from cnnbook.models.batchnorm import bn_lenet
+from cnnbook.models.convnext import convnext_tiny
 from cnnbook.models.densenet import densenet121
 from cnnbook.models.googlenet import googlenet_torchvision
 from cnnbook.models.lenet import lenet5
@@ -27,6 +30,7 @@ from cnnbook.models.mobilenet import mobilenet_v2, mobilenet_v3_large
 from cnnbook.models.nin import nin
 from cnnbook.models.resnet import resnet18, resnet50
 from cnnbook.models.vgg import vgg11, vgg16
+from cnnbook.models.vit import vit_b_16
 
 __all__ = ["Architecture", "ARCHITECTURES", "IMAGENET_INPUT", "MAKE_BOOK", "get", "input_at",
            "chapter_architectures", "torchvision_meta", "cost_table", "latency_table",
@@ -44,6 +48,8 @@ class Architecture:
     ``record`` is the name the chapter's main Fashion-MNIST run passes to ``fit`` (None
     for variants that the chapter only measures, such as VGG-16); ``record_model`` names
     the network that run trains when it is not a narrower copy of this one.
+    ``fixed_input`` marks a network that accepts only ``input_size`` (ViT: one learned
+    position embedding per patch of a 224 px image); ``input_at`` then keeps that size.
     """
 
     key: str
@@ -58,6 +64,7 @@ class Architecture:
     torchvision: str | None = None
     weights: str | None = None
     record_model: str | None = None
+    fixed_input: bool = False
 
     def published(self) -> dict | None:
         """torchvision's ImageNet numbers for this network (None if torchvision lacks it)."""
@@ -118,6 +125,16 @@ ARCHITECTURES: tuple[Architecture, ...] = (
                  "Howard et al., ICCV 2019",
                  "blocks found by architecture search; hard-swish; squeeze-and-excitation",
                  mobilenet_v3_large, torchvision="mobilenet_v3_large", weights="IMAGENET1K_V1"),
+    Architecture("vit_b_16", "ViT-B/16", 2020, "23",
+                 "Dosovitskiy et al., ICLR 2021 (arXiv 2020)",
+                 "no convolutions: 16x16 patches as the tokens of a Transformer, whose "
+                 "attention learns from data what a CNN builds in",
+                 vit_b_16, torchvision="vit_b_16", weights="IMAGENET1K_V1", fixed_input=True),
+    Architecture("convnext_tiny", "ConvNeXt-T", 2022, "23",
+                 "Liu, Mao, Wu, Feichtenhofer, Darrell & Xie, CVPR 2022",
+                 "a ResNet modernised with the Transformer's choices: patchify stem, 7x7 "
+                 "depthwise convs, LayerNorm, inverted bottlenecks, GELU",
+                 convnext_tiny, torchvision="convnext_tiny", weights="IMAGENET1K_V1"),
 )
 
 
@@ -150,11 +167,18 @@ def torchvision_meta(builder: str, weights: str = "IMAGENET1K_V1") -> dict:
 
 
 def _cost(arch: Architecture) -> tuple[int, int]:
-    """Parameters and multiply-adds of the registry configuration, on the meta device."""
+    """Parameters and multiply-adds of the registry configuration, on the meta device.
+
+    A ViT computes its attention with the written-out matrix products here: the counter
+    cannot see inside PyTorch's fused attention kernel on a CPU, and counts the same
+    multiply-adds in either form where it can (on the meta device: tested).
+    """
     from cnnbook.profiling import count_macs, count_params
 
     with torch.device("meta"):
         model = arch.build()
+    if hasattr(model, "set_fused_attention"):
+        model.set_fused_attention(False)
     return count_params(model), count_macs(model, arch.input_size)
 
 
@@ -182,9 +206,11 @@ def cost_table(archs: Sequence[Architecture] | None = None):
 
 
 def input_at(arch: Architecture, side: int, batch_size: int = 1) -> tuple:
-    """The architecture's input shape at ``side`` pixels (28 px networks keep their size)."""
+    """The architecture's input shape at ``side`` pixels (28 px networks and those with a
+    ``fixed_input``, ViT-B/16, keep their own size)."""
     _, c, h, _ = arch.input_size
-    return (batch_size, c) + ((h, h) if h != IMAGENET_INPUT[-1] else (side, side))
+    keep = arch.fixed_input or h != IMAGENET_INPUT[-1]
+    return (batch_size, c) + ((h, h) if keep else (side, side))
 
 
 def latency_table(archs: Sequence[Architecture] | None = None, side: int = 224,
@@ -193,7 +219,8 @@ def latency_table(archs: Sequence[Architecture] | None = None, side: int = 224,
 
     One row per network: input shape, median and 90th-percentile milliseconds per batch,
     milliseconds per image and images per second (``cnnbook.profiling.latency_ms``).
-    ImageNet networks run at ``side`` px; LeNet-5 and BN-LeNet at their own 28 px.
+    ImageNet networks run at ``side`` px; LeNet-5 and BN-LeNet at their own 28 px, ViT-B/16
+    at its own 224 px (``input_at``).
     """
     import pandas as pd
 

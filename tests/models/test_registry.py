@@ -52,6 +52,10 @@ def test_keys_are_unique_and_every_part_ii_chapter_has_its_record():
                     ("12", "densenet"), ("13", "mobilenet_v2")}
     assert [a.chapter for a in chapter_architectures()] == sorted(a.chapter for a in chapter_architectures())
     assert get("resnet18").name == "ResNet-18"
+    # chapter 23's networks are rows of their own, with no Fashion-MNIST record
+    assert [(a.key, a.year) for a in ARCHITECTURES if a.chapter == "23"] == [
+        ("vit_b_16", 2020), ("convnext_tiny", 2022)]
+    assert get("vit_b_16").record is None and get("convnext_tiny").record is None
     with pytest.raises(KeyError, match="known"):
         get("transformer")
 
@@ -75,6 +79,31 @@ def test_cost_table_puts_ours_next_to_torchvisions():
 def test_input_at_scales_only_imagenet_networks():
     assert input_at(get("resnet18"), 112, 64) == (64, 3, 112, 112)
     assert input_at(get("lenet5"), 112, 64) == (64, 1, 28, 28)
+    assert input_at(get("convnext_tiny"), 112, 64) == (64, 3, 112, 112)
+    assert input_at(get("vit_b_16"), 112, 64) == (64, 3, 224, 224)
+
+
+def test_only_the_vit_has_a_fixed_input_and_it_really_refuses_other_sizes():
+    assert [a.key for a in ARCHITECTURES if a.fixed_input] == ["vit_b_16"]
+    with META:
+        vit, convnext = get("vit_b_16").build(), get("convnext_tiny").build()
+        assert convnext(torch.zeros(1, 3, 112, 112)).shape == (1, 1000)
+        with pytest.raises(ValueError, match="224"):
+            vit(torch.zeros(1, 3, 112, 112))
+
+
+def test_vit_macs_count_the_attention_products():
+    """The counter sees q k^T and the weights times v (2 N^2 d per block), fused or not:
+    without them ViT-B/16 would cost 16.85 G, 4% below torchvision's 17.56."""
+    n, d, mlp, depth = 197, 768, 3072, 12          # 196 patches + the class token
+    attention = 2 * n * n * d
+    hand = (196 * 768 * (3 * 16 * 16) + depth * (n * d * 3 * d + attention + n * d * d
+                                                  + 2 * n * d * mlp) + d * 1000)
+    assert cost_table([get("vit_b_16")]).iloc[0]["gmacs"] * 1e9 == pytest.approx(hand, rel=1e-12)
+    with META:  # the notebook's own count: fused attention on the meta device
+        fused = get("vit_b_16").build()
+    assert count_macs(fused, (1, 3, 224, 224)) == hand
+    assert (hand - depth * attention) / 1e9 < 0.97 * get("vit_b_16").published()["gmacs"]
 
 
 def test_latency_table_times_each_network():
