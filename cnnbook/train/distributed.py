@@ -241,17 +241,152 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(local_rank, fn, nprocs, port, args, queue, timeout):
-    os.environ.update(RANK=str(local_rank), LOCAL_RANK=str(local_rank), WORLD_SIZE=str(nprocs),
-                      LOCAL_WORLD_SIZE=str(nprocs), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port), CNNBOOK_DIST_TIMEOUT=str(timeout))
-    torch.set_num_threads(1)
-    try:
-        result = fn(*args)
-        queue.put((local_rank, pickle.dumps(result)))   # by value: no shared memory needed
-    finally:
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
+class Workers:
+    """``nprocs`` spawned CPU processes that stay alive and run one distributed job at a time.
+
+    Starting a Python that imports torch costs seconds (more than a small job itself), so a
+    notebook that launches many small jobs starts its processes once::
+
+        workers = Workers(2)
+        out = workers.launch(fn, 2, args)     # fn(*args) on 2 ranks: a list of 2 results
+        one = workers.launch(fn, 1, args)     # the same job on worker 0 alone
+
+    Every job is a fresh run as ``torchrun`` would start it: its own ``RANK``/
+    ``WORLD_SIZE``/``MASTER_PORT`` (a new port, a new process group that ``fn`` joins with
+    ``init_process_group``, destroyed afterwards), one torch thread, the environment as the
+    worker started with. Only the Python processes (and their imports) are reused. If a
+    rank raises, dies or the job outlives ``timeout``, all workers are stopped (the others
+    may be waiting in a collective), a clear error is raised, and the next job starts new
+    workers. ``fn`` must be importable: spawned processes import it by module and name.
+    """
+
+    def __init__(self, nprocs: int = 2):
+        if nprocs < 1:
+            raise ValueError(f"nprocs must be at least 1, got {nprocs}")
+        self.nprocs = nprocs
+        self._procs: list = []
+        self._conns: list = []
+        self._job = 0
+        self.start()
+
+    def start(self) -> None:
+        """Spawn the processes (if not running); they import torch in the background."""
+        if self._procs:
+            return
+        import torch.multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        for i in range(self.nprocs):
+            mine, theirs = ctx.Pipe()
+            proc = ctx.Process(target=_serve, args=(i, theirs), daemon=True,
+                               name=f"cnnbook-worker-{i}")
+            proc.start()
+            theirs.close()
+            self._procs.append(proc)
+            self._conns.append(mine)
+
+    def close(self) -> None:
+        """Stop the processes (between jobs they hold nothing worth a slow, polite exit)."""
+        self._kill()
+
+    def _kill(self) -> None:
+        for proc in self._procs:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in self._procs:
+            proc.join(5)
+        for conn in self._conns:
+            conn.close()
+        self._procs, self._conns = [], []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self._kill()
+        except Exception:
+            pass
+
+    def launch(self, fn, nprocs: int | None = None, args: tuple = (), timeout: float = 600.0,
+               collective_timeout: float = 60.0) -> list:
+        """``fn(*args)`` on ranks ``0 .. nprocs - 1`` (default: all workers); their results."""
+        from multiprocessing.connection import wait
+
+        nprocs = self.nprocs if nprocs is None else nprocs
+        if not 1 <= nprocs <= self.nprocs:
+            raise ValueError(f"nprocs must be between 1 and {self.nprocs} (the workers started), "
+                             f"got {nprocs}")
+        self.start()
+        self._job += 1
+        port = free_port()
+        conns = self._conns[:nprocs]
+        for r, conn in enumerate(conns):
+            conn.send_bytes(pickle.dumps((self._job, fn, args, r, nprocs, port, collective_timeout)))
+        results: dict[int, object] = {}
+        deadline = time.monotonic() + timeout
+        try:
+            while len(results) < nprocs:
+                waiting = [c for r, c in enumerate(conns) if r not in results]
+                sentinels = {self._procs[r].sentinel: r for r in range(nprocs) if r not in results}
+                ready = wait(waiting + list(sentinels), timeout=max(0.0, deadline - time.monotonic()))
+                if not ready:
+                    raise TimeoutError(f"the {nprocs} processes did not finish within "
+                                       f"{timeout:.0f} s; stopped them")
+                for obj in ready:
+                    if obj in sentinels:
+                        if conns[sentinels[obj]].poll():   # its answer came just before it ended
+                            continue
+                        code = self._procs[sentinels[obj]].exitcode
+                        raise RuntimeError(f"a rank exited abnormally, so the distributed run was "
+                                           f"stopped: process {sentinels[obj]} terminated with "
+                                           f"exit code {code}")
+                    r = conns.index(obj)
+                    job, ok, payload = pickle.loads(obj.recv_bytes())
+                    if job != self._job:
+                        continue
+                    if not ok:
+                        last = payload.strip().splitlines()
+                        raise RuntimeError(f"a rank failed, so the distributed run was stopped: "
+                                           f"rank {r}: {last[-1] if last else ''}\n{payload}")
+                    results[r] = payload
+        except BaseException:
+            self._kill()   # the other ranks may wait in a collective: stop them all
+            raise
+        return [pickle.loads(results[r]) for r in range(nprocs)]
+
+
+def _serve(index: int, conn) -> None:
+    """A worker's loop: run each job it is sent, answer ``(job, ok, result or traceback)``."""
+    import traceback
+
+    base_env = dict(os.environ)
+    while True:
+        try:
+            blob = conn.recv_bytes()
+        except (EOFError, OSError):   # the parent is gone
+            return
+        job, fn, args, local_rank, nprocs, port, collective_timeout = pickle.loads(blob)
+        os.environ.clear()
+        os.environ.update(base_env)
+        os.environ.update(RANK=str(local_rank), LOCAL_RANK=str(local_rank),
+                          WORLD_SIZE=str(nprocs), LOCAL_WORLD_SIZE=str(nprocs),
+                          MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                          CNNBOOK_DIST_TIMEOUT=str(collective_timeout))
+        torch.set_num_threads(1)
+        try:
+            answer = (job, True, pickle.dumps(fn(*args)))   # by value: no shared memory needed
+        except BaseException:
+            answer = (job, False, traceback.format_exc())
+        finally:
+            if dist.is_available() and dist.is_initialized():
+                dist.destroy_process_group()
+            os.environ.clear()
+            os.environ.update(base_env)
+        conn.send_bytes(pickle.dumps(answer))
 
 
 def launch(fn, nprocs: int = 2, args: tuple = (), timeout: float = 600.0,
@@ -262,42 +397,11 @@ def launch(fn, nprocs: int = 2, args: tuple = (), timeout: float = 600.0,
     in a notebook cell will not do). Each process gets ``RANK``/``WORLD_SIZE``/``MASTER_*``
     and one thread. If a process raises, the others are stopped and a ``RuntimeError``
     names the rank and its error; after ``timeout`` seconds the run is stopped too.
-    ``collective_timeout`` is the process group's timeout.
+    ``collective_timeout`` is the process group's timeout. The processes end with the job;
+    ``Workers`` keeps them for the next one.
     """
-    import torch.multiprocessing as mp
-
     if nprocs < 1:
         raise ValueError(f"nprocs must be at least 1, got {nprocs}")
-    ctx = mp.get_context("spawn")
-    queue = ctx.SimpleQueue()
-    port = free_port()
-    pc = mp.start_processes(_worker, args=(fn, nprocs, port, args, queue, collective_timeout),
-                            nprocs=nprocs, join=False, start_method="spawn")
-    results: dict[int, object] = {}
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            while not queue.empty():
-                r, blob = queue.get()
-                results[r] = pickle.loads(blob)
-            if pc.join(timeout=0.2):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the {nprocs} processes did not finish within {timeout:.0f} s; "
-                                   "stopped them")
-    except mp.ProcessRaisedException as exc:
-        first = str(exc).strip().splitlines()
-        raise RuntimeError(f"a rank failed, so the distributed run was stopped: "
-                           f"{first[0] if first else ''}\n{exc}") from None
-    except mp.ProcessExitedException as exc:
-        raise RuntimeError(f"a rank exited abnormally, so the distributed run was stopped: {exc}") from None
-    finally:
-        for p in pc.processes:
-            if p.is_alive():
-                p.terminate()
-        for p in pc.processes:
-            p.join(5)
-    while not queue.empty():
-        r, blob = queue.get()
-        results[r] = pickle.loads(blob)
-    return [results.get(r) for r in range(nprocs)]
+    with Workers(nprocs) as workers:
+        return workers.launch(fn, nprocs, args, timeout=timeout,
+                              collective_timeout=collective_timeout)

@@ -30,7 +30,7 @@
 #
 # **What you will learn**
 #
-# - processes, ranks and a process group, started from a notebook (`cnnbook.train.distributed.launch`)
+# - processes, ranks and a process group, started from a notebook (`cnnbook.train.distributed.Workers`)
 #   and from the command line (`torchrun ... -m cnnbook.train`);
 # - chapter 04's all-reduce checked against `dist.all_reduce`, and the ring all-reduce written
 #   with `send`/`recv`, with an explorer that moves its chunks step by step;
@@ -53,7 +53,7 @@ import torch
 
 import cnnbook
 from cnnbook.train import ddp_demo, ring
-from cnnbook.train.distributed import ShardedLoader, launch
+from cnnbook.train.distributed import ShardedLoader, Workers
 from cnnbook.widgets.ring_allreduce import RingAllReduceExplorer
 
 # %% tags=["parameters"]
@@ -104,15 +104,26 @@ print(f"profile {PROFILE}, device {device}, {os.cpu_count()} CPU cores, "
 # From a notebook, `launch(fn, nprocs)` does what `torchrun` does, with one catch: the new
 # processes are *spawned* (fresh Pythons), which import `fn` by its module and name, so `fn`
 # cannot be defined in a notebook cell. The chapter's per-rank functions live in
-# `cnnbook.train.ddp_demo`. The first one redoes chapter 04's experiment: every rank builds
-# the same batch, computes the weight gradient of *its* slice with the course's hand-written
-# `conv2d_backward`, and the ranks sum their slices three ways.
+# `cnnbook.train.ddp_demo`. A fresh Python that imports torch takes seconds to start, longer
+# than most of this chapter's jobs, so the chapter starts its two processes once,
+# `workers = Workers(2)`, and gives them one job per cell with `workers.launch(fn, nprocs, args)`.
+# Each job is a new run as `torchrun` would start it (ranks, a new port, a new process group
+# destroyed at the end); only the Pythons and their imports are kept. (`launch(fn, nprocs)`
+# is the same with processes that end with their job.) The first job redoes chapter 04's
+# experiment: every rank builds the same batch, computes the weight gradient of *its* slice
+# with the course's hand-written `conv2d_backward`, and the ranks sum their slices three ways.
 
 # %%
 t0 = time.perf_counter()
-ar = launch(ddp_demo.allreduce_rank, 2)
-print(f"2 processes started, ran and joined in {time.perf_counter() - t0:.1f} s "
-      "(mostly Python and torch starting twice)")
+workers = Workers(2)   # two spawned Pythons, kept for every job of this chapter
+ar = workers.launch(ddp_demo.allreduce_rank, 2)
+first_seconds = time.perf_counter() - t0
+t0 = time.perf_counter()
+again = workers.launch(ddp_demo.allreduce_rank, 2)   # a new process group, the same processes
+again_seconds = time.perf_counter() - t0
+print(f"2 processes started, ran the job and answered in {first_seconds:.1f} s; the same job "
+      f"again on the running processes: {again_seconds:.2f} s (the rest was Python and torch "
+      "starting twice)")
 for o in ar:
     print(f"rank {o['rank']}: |own slice - whole batch| max {(o['mine'] - o['whole_batch']).abs().max():.3f};"
           f" dist.all_reduce vs whole-batch autograd {(o['all_reduce'] - o['whole_batch']).abs().max():.1e};"
@@ -120,6 +131,8 @@ for o in ar:
 assert all(torch.allclose(o["all_reduce"], o["whole_batch"], atol=1e-10) for o in ar)
 assert all(torch.allclose(o["ring"], o["all_reduce"], atol=1e-12) for o in ar)
 assert torch.allclose(ar[0]["mine"] + ar[1]["mine"], ar[0]["all_reduce"], atol=1e-12)
+assert all(torch.equal(a["all_reduce"], b["all_reduce"]) for a, b in zip(ar, again))
+assert again_seconds < first_seconds
 
 # %% [markdown]
 # Each rank alone holds only its slice's gradient (far from the whole batch's); after the
@@ -185,7 +198,7 @@ assert explorer.state["complete_cells"] == 4   # after p - 1 steps: one finished
 # and batch through the real `DistributedDataParallel` and compares the gradients.
 
 # %%
-bk = launch(ddp_demo.bucket_rank, 2)[0]
+bk = workers.launch(ddp_demo.bucket_rank, 2)[0]
 log = pd.DataFrame(bk["log"], columns=["event", "bucket", "ms after backward began"])
 log["ms after backward began"] *= 1000
 done = log.loc[log.event == "backward done", "ms after backward began"].item()
@@ -211,7 +224,7 @@ plt.show()
 #
 # ## 4. `fit` under DDP: the same training as one process
 #
-# `fit` needs no new argument. When `torchrun` (or `launch`) has set up a process group,
+# `fit` needs no new argument. When `torchrun` (or `workers.launch`) has set up a process group,
 # `fit` calls `cnnbook.train.distributed.setup`, which returns what each rank needs:
 #
 # - the model wrapped in `DistributedDataParallel` (it also broadcasts rank 0's initial
@@ -247,7 +260,7 @@ assert torch.equal(torch.stack(idx, 1).flatten(), order)
 
 # %%
 t0 = time.perf_counter()
-eq = launch(ddp_demo.train_rank, 2, (cfg.eq_epochs, cfg.eq_batch, cfg.eq_n))
+eq = workers.launch(ddp_demo.train_rank, 2, (cfg.eq_epochs, cfg.eq_batch, cfg.eq_n))
 ddp_seconds = time.perf_counter() - t0
 model_1 = ddp_demo.toy_model()
 train_1, test_1 = ddp_demo.toy_data(cfg.eq_n, 2 * cfg.eq_batch)
@@ -306,13 +319,15 @@ print(pd.DataFrame(rows).to_string(index=False))
 bench = dict(dataset=cfg.bench_dataset, model=cfg.bench_model, limit=cfg.bench_limit,
              batch_size=cfg.bench_batch, epochs=cfg.bench_epochs, profile=PROFILE)
 threads = torch.get_num_threads()
-# the one-process runs are spawned too, so both sides start alike (a fresh Python each)
-one = launch(ddp_demo.bench_many, 1, ([dict(bench, threads=1, name="bench-1proc-1thread"),
-                                        dict(bench, threads=os.cpu_count() or 1,
-                                             name="bench-1proc-all-threads")],), timeout=900)[0]
+# the one-process runs go to worker 0 alone, so both sides run alike (in a spawned Python)
+one = workers.launch(ddp_demo.bench_many, 1,
+                     ([dict(bench, threads=1, name="bench-1proc-1thread"),
+                       dict(bench, threads=os.cpu_count() or 1, name="bench-1proc-all-threads")],),
+                     timeout=900)[0]
 runs = [dict(r, processes=1) for r in one]
-two = launch(ddp_demo.bench_many, 2, ([dict(bench, threads=1, name="bench-2proc",
-                                             batch_size=cfg.bench_batch // 2)],), timeout=900)
+two = workers.launch(ddp_demo.bench_many, 2, ([dict(bench, threads=1, name="bench-2proc",
+                                                     batch_size=cfg.bench_batch // 2)],),
+                     timeout=900)
 runs.append(dict(two[0][0], processes=2))
 table = pd.DataFrame(runs)[["processes", "threads", "train_seconds", "examples_per_sec",
                             "train_loss"]]
@@ -511,8 +526,8 @@ print("global mean gradient: correct")
 # **Exercise 4 (experiment: does a bigger batch per process help DDP?).** Communication per
 # step is the same whatever the batch (one gradient's worth), while computation grows with
 # it. Measure it: for each per-process batch size in `cfg.exp_batches`, train with
-# `launch(ddp_demo.bench_many, 1, ...)` (1 process, 1 thread, global batch = 2 x the
-# per-process batch) and with `launch(ddp_demo.bench_many, 2, ...)` (2 processes of 1
+# `workers.launch(ddp_demo.bench_many, 1, ...)` (1 process, 1 thread, global batch = 2 x
+# the per-process batch) and with `workers.launch(ddp_demo.bench_many, 2, ...)` (2 processes of 1
 # thread, each with the per-process batch), using `dataset=cfg.bench_dataset`,
 # `model=cfg.bench_model`, `limit=cfg.exp_limit`, `epochs=1`. Fill `experiment`, a
 # `DataFrame` with one row per batch size and columns `batch_per_process`, `one_process`
@@ -524,11 +539,12 @@ print("global mean gradient: correct")
 # %% nbgrader={"grade": false, "grade_id": "ex-24-experiment", "locked": false, "schema_version": 3, "solution": true, "task": false}
 ### BEGIN SOLUTION
 _common = dict(dataset=cfg.bench_dataset, model=cfg.bench_model, limit=cfg.exp_limit, epochs=1)
-_one = launch(ddp_demo.bench_many, 1,
-              ([dict(_common, batch_size=2 * b, threads=1) for b in cfg.exp_batches],),
-              timeout=900)[0]
-_two = launch(ddp_demo.bench_many, 2,
-              ([dict(_common, batch_size=b, threads=1) for b in cfg.exp_batches],), timeout=900)[0]
+_one = workers.launch(ddp_demo.bench_many, 1,
+                      ([dict(_common, batch_size=2 * b, threads=1) for b in cfg.exp_batches],),
+                      timeout=900)[0]
+_two = workers.launch(ddp_demo.bench_many, 2,
+                      ([dict(_common, batch_size=b, threads=1) for b in cfg.exp_batches],),
+                      timeout=900)[0]
 experiment = pd.DataFrame({"batch_per_process": list(cfg.exp_batches),
                            "one_process": [r["examples_per_sec"] for r in _one],
                            "two_processes": [r["examples_per_sec"] for r in _two]})
@@ -574,3 +590,6 @@ print("experiment recorded; now explain it below")
 #   global batch to float rounding.
 # - Effective batch = processes x batch per process; scale the learning rate with it (and
 #   warm up). On one CPU, more processes do not add compute; on GPUs they do.
+
+# %%
+workers.close()   # the chapter's two processes end here (they would end with the kernel too)

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from cnnbook.train import ddp_demo
-from cnnbook.train.distributed import (Distributed, ShardedLoader, backend_for, launch,
-                                       setup, is_main_process)
+from cnnbook.train.distributed import (Distributed, ShardedLoader, Workers, backend_for,
+                                       is_main_process, launch, setup)
 from cnnbook.train.loop import fit
 
 
@@ -109,13 +109,29 @@ def test_a_failing_rank_fails_the_run_quickly(mode):
     assert seconds < 300
 
 
-def test_chapter_04_allreduce_matches_dist_all_reduce():
-    out = launch(ddp_demo.allreduce_rank, 2)
-    for o in out:
-        assert torch.allclose(o["all_reduce"], o["whole_batch"], atol=1e-10)
-        assert torch.allclose(o["ring"], o["all_reduce"], atol=1e-12)
-    assert not torch.allclose(out[0]["mine"], out[1]["mine"])   # the slices really differ
-    assert torch.allclose(out[0]["mine"] + out[1]["mine"], out[0]["all_reduce"], atol=1e-12)
+def test_chapter_04_allreduce_on_workers_kept_between_jobs():
+    """``Workers`` keep their processes; every job is a new process group (chapter 24)."""
+    import os
+
+    with Workers(2) as workers:
+        pids = workers.launch(os.getpid)
+        assert len(set(pids)) == 2
+        assert workers.launch(os.getenv, 2, ("RANK",)) == ["0", "1"]
+        assert workers.launch(os.getenv, 1, ("WORLD_SIZE",)) == ["1"]
+        for _ in range(2):   # a process group made and destroyed twice in the same processes
+            out = workers.launch(ddp_demo.allreduce_rank)
+            for o in out:
+                assert torch.allclose(o["all_reduce"], o["whole_batch"], atol=1e-10)
+                assert torch.allclose(o["ring"], o["all_reduce"], atol=1e-12)
+            assert not torch.allclose(out[0]["mine"], out[1]["mine"])   # the slices differ
+            assert torch.allclose(out[0]["mine"] + out[1]["mine"], out[0]["all_reduce"],
+                                  atol=1e-12)
+        assert workers.launch(os.getpid) == pids   # the same processes did all of it
+        with pytest.raises(RuntimeError, match="rank failed.*invalid literal"):
+            workers.launch(int, 2, ("not a number",))
+        assert set(workers.launch(os.getpid)).isdisjoint(pids)   # new processes after a failure
+        with pytest.raises(ValueError, match="between 1 and 2"):
+            workers.launch(os.getpid, 3)
 
 
 def test_command_line_trains_under_torchrun(tmp_path, mirror):
