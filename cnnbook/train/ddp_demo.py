@@ -274,7 +274,8 @@ def bench_rank(dataset: str = "toy", model: str = "resnet20", limit: int = 512,
     ``dataset="toy"`` is ``toy_data`` with the toy model (smoke runs); otherwise a course
     dataset (``limit`` training images, class-balanced) and a model of
     ``cnnbook.train.run.build_model``. ``batch_size`` is per process. Only training steps
-    are timed (fit's ``train_seconds``), not start-up or evaluation.
+    are timed (fit's ``train_seconds``), not start-up or evaluation; ``cpu_seconds`` is the
+    CPU time this process spent in ``fit`` (all its threads), whatever the machine's load.
     """
     from cnnbook.config import seed_everything
     from cnnbook.train.loop import fit
@@ -293,13 +294,14 @@ def bench_rank(dataset: str = "toy", model: str = "resnet20", limit: int = 512,
         train, _ = load_data(dataset, batch_size, limit=limit, test_limit=10, normalize=True,
                              device="cpu")
         net = build_model(model, len(info(dataset).classes), next(iter(train))[0].shape[1])
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     result = fit(net, train, epochs=epochs, lr=0.05, momentum=0.9, progress=False,
                  live_plot=False, record=name is not None, name=name, chapter="24",
                  profile=profile, extra={"world_size": world_size(), "threads": threads})
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     return {"rank": rank(), "world_size": world_size(), "threads": threads,
             "train_seconds": result.record["train_seconds"], "wall_seconds": wall,
+            "cpu_seconds": cpu,
             "examples_per_sec": result.examples_per_sec,
             "train_loss": result.history["train_loss"].iloc[-1]}
 
