@@ -8,6 +8,8 @@ Swish's beta, ...), the parameter's name and default. On top of it:
 * ``zero_grad_fraction``: the share of inputs whose gradient is zero;
 * ``dead_fraction``: the share of a layer's units that pass (almost) no gradient back for
   any input of a batch: "dead" units, measured in a trained network;
+* ``gradient_vanishes_below``: how far left an input must be before ``|f'|`` stays under a
+  tolerance (where a unit counts as dead);
 * ``time_activations``: the best forward + backward time of each activation on one
   large tensor;
 * ``compare_activations``: the pure function behind ``ActivationExplorer``.
@@ -24,8 +26,8 @@ import torch
 from torch import nn
 
 __all__ = ["Activation", "ACTIVATIONS", "Swish", "make_activation", "values_and_grads",
-           "zero_grad_fraction", "dead_fraction", "time_activations", "compare_activations",
-           "formula_table"]
+           "zero_grad_fraction", "dead_fraction", "gradient_vanishes_below", "time_activations",
+           "compare_activations", "formula_table"]
 
 
 class Swish(nn.Module):
@@ -160,7 +162,8 @@ def dead_fraction(act, pre: torch.Tensor, tol: float = 1e-3) -> float:
     convolution, whose unit is a channel (its weights are shared over positions), or
     (N, F) for a linear layer. A dead ReLU unit (``z <= 0`` everywhere) gets no gradient,
     so no training step can revive it; LeakyReLU's units never die by this measure
-    (slope 0.01 > ``tol``), GELU's only for ``z`` below about -3.7.
+    (slope 0.01 > ``tol``), GELU's only for ``z`` below about -3.81
+    (``gradient_vanishes_below("gelu")``).
     """
     if pre.dim() not in (2, 4):
         raise ValueError(f"expected pre-activations (N, F) or (N, C, H, W), got shape "
@@ -168,6 +171,43 @@ def dead_fraction(act, pre: torch.Tensor, tol: float = 1e-3) -> float:
     _, g = values_and_grads(act, pre.detach().float())
     per_unit = g.abs().transpose(0, 1).flatten(1).amax(dim=1)  # the largest |f'| of each unit
     return float((per_unit <= tol).float().mean())
+
+
+def gradient_vanishes_below(act, tol: float = 1e-3, lo: float = -50.0, hi: float = 0.0,
+                            points: int = 100_001) -> float:
+    """The point ``x`` such that ``|f'(t)| <= tol`` for every ``t`` in ``[lo, x]``.
+
+    Below it a unit of this activation passes (almost) no gradient back: it is the input
+    under which ``dead_fraction`` counts the unit as dead. Found on a float64 grid of
+    ``points`` values over ``[lo, hi]``, then refined by bisection between the last grid
+    point that is still flat and the first that is not. Returns ``-inf`` when ``|f'(lo)|``
+    already exceeds ``tol`` (LeakyReLU: the gradient never vanishes) and ``hi`` when
+    ``|f'|`` stays within ``tol`` on the whole range (ReLU on ``[lo, 0]``).
+    """
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"need finite lo < hi, got [{lo:g}, {hi:g}]")
+    if points < 2 or not tol >= 0:
+        raise ValueError("points must be at least 2 and tol a number >= 0")
+    f = _module(act).double()
+
+    def steep(x: torch.Tensor) -> torch.Tensor:
+        return values_and_grads(f, x)[1].abs() > tol
+
+    grid = torch.linspace(lo, hi, points, dtype=torch.float64)
+    over = steep(grid)
+    if not over.any():
+        return float(hi)
+    first = int(over.nonzero()[0])
+    if first == 0:
+        return -math.inf
+    a, b = float(grid[first - 1]), float(grid[first])   # flat at a, steep at b
+    for _ in range(60):
+        mid = 0.5 * (a + b)
+        if bool(steep(torch.tensor([mid], dtype=torch.float64))):
+            b = mid
+        else:
+            a = mid
+    return a
 
 
 def _fwd_bwd_step(f: nn.Module, x: torch.Tensor) -> Callable[[], float]:

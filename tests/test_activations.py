@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnbook.activations import (ACTIVATIONS, Swish, compare_activations, dead_fraction,
-                                 formula_table, make_activation, time_activations,
-                                 values_and_grads, zero_grad_fraction)
+                                 formula_table, gradient_vanishes_below, make_activation,
+                                 time_activations, values_and_grads, zero_grad_fraction)
 
 X = torch.linspace(-4, 4, 161, dtype=torch.float64)
 
@@ -170,3 +170,44 @@ def test_time_activations_takes_the_best_of_the_repeats_and_divides_by_relus(mon
     assert df["ms"].tolist() == pytest.approx([1.0, 2.0, 6.0])
     assert df["vs relu"].tolist() == pytest.approx([0.5, 1.0, 3.0])
     assert calls == ["relu", "gelu", "mish"] * 3     # round-robin over the activations
+
+
+def _leftmost_crossing(df, tol, lo=-50.0, hi=-0.5):
+    """Bisection on a hand-written derivative: the x where |f'| first exceeds tol, from the left."""
+    a, b = lo, hi
+    assert abs(df(a)) <= tol < abs(df(b))
+    for _ in range(100):
+        m = 0.5 * (a + b)
+        a, b = (a, m) if abs(df(m)) > tol else (m, b)
+    return a
+
+
+def test_gradient_vanishes_below_matches_the_closed_form_derivatives():
+    """GELU' = Phi(x) + x phi(x) and SiLU' = s(1 + x(1 - s)), written out with math only."""
+    def gelu_d(x):
+        return 0.5 * (1 + math.erf(x / math.sqrt(2))) + x * math.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+
+    def silu_d(x):
+        s = 1 / (1 + math.exp(-x))
+        return s * (1 + x * (1 - s))
+
+    gelu_x = gradient_vanishes_below("gelu")
+    assert gelu_x == pytest.approx(_leftmost_crossing(gelu_d, 1e-3), abs=1e-6)
+    assert round(gelu_x, 2) == -3.81          # the number chapter 03 prints
+    assert gradient_vanishes_below("silu") == pytest.approx(_leftmost_crossing(silu_d, 1e-3), abs=1e-6)
+    assert gradient_vanishes_below("gelu", tol=1e-2) == pytest.approx(
+        _leftmost_crossing(gelu_d, 1e-2), abs=1e-6)
+    assert gradient_vanishes_below("gelu", tol=1e-2) > gelu_x   # a looser tolerance reaches further right
+
+
+def test_gradient_vanishes_below_agrees_with_dead_fraction_and_its_edge_cases():
+    x = gradient_vanishes_below("gelu")
+    just_left, just_right = torch.full((4, 3), x - 1e-3), torch.full((4, 3), x + 1e-3)
+    assert dead_fraction("gelu", just_left) == 1.0 and dead_fraction("gelu", just_right) == 0.0
+    assert gradient_vanishes_below("relu") == 0.0                  # flat on the whole range
+    assert gradient_vanishes_below("leaky_relu") == -math.inf      # slope 0.01 never vanishes
+    s = (1 - math.sqrt(1 - 4e-3)) / 2                              # s (1 - s) = 1e-3
+    assert gradient_vanishes_below(nn.Sigmoid()) == pytest.approx(math.log(s / (1 - s)), abs=1e-6)
+    for bad in (dict(lo=0.0, hi=-1.0), dict(lo=-math.inf), dict(points=1), dict(tol=float("nan"))):
+        with pytest.raises(ValueError):
+            gradient_vanishes_below("gelu", **bad)
