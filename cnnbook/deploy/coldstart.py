@@ -18,7 +18,8 @@ and exit. The kinds:
 * ``export``: ``torch.export.load`` of a ``.pt2`` file, run as ``.module()``;
 * ``onnxruntime``: an ONNX Runtime session on a ``.onnx`` file, without importing PyTorch;
 * ``predictor``: ``cnnbook.deploy.predictor.Predictor`` on a predictor file (what
-  ``python -m cnnbook.deploy.predict`` does; importing ``cnnbook`` imports PyTorch);
+  ``python -m cnnbook.deploy.predict`` does; ``cnnbook`` imports its parts on first use,
+  so this never imports PyTorch either);
 * ``compile``: the pickled module of ``eager``, then ``torch.compile`` (its first call
   compiles).
 """
@@ -81,7 +82,7 @@ def _child(kind: str, path: str, batch_size: int, image_size: int, backend: str)
     run()
     t4 = time.perf_counter()
     return {"kind": kind, "import_s": t1 - t0, "load_s": t2 - t1, "first_s": t3 - t2,
-            "second_s": t4 - t3}
+            "second_s": t4 - t3, "torch_loaded": "torch" in sys.modules}
 
 
 def cold_start(kind: str, artefact, batch_size: int = 1, image_size: int = 32,
@@ -90,7 +91,8 @@ def cold_start(kind: str, artefact, batch_size: int = 1, image_size: int = 32,
 
     Returns ``import_s``, ``load_s``, ``first_s`` (the first inference), ``second_s`` (the
     second, for comparison), ``wall_s`` (the whole process, as the parent saw it) and
-    ``total_s`` (import + load + first: the cold start proper, without interpreter start).
+    ``total_s`` (import + load + first: the cold start proper, without interpreter start),
+    and ``torch_loaded``: whether the process had imported PyTorch by the end.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}: choose from {', '.join(KINDS)}")
