@@ -197,7 +197,10 @@ def quantize_pt2e(model: nn.Module, calibration: Iterable, example: torch.Tensor
                   dynamic: bool = False, reduce_range: bool | None = None):
     """Post-training int8: export, insert observers, calibrate, convert.
 
-    ``calibration`` yields input batches (or ``(X, y)`` pairs; ``y`` is ignored), run in
+    ``model`` is an ``nn.Module``, or the graph ``export_model`` returned for it: export is
+    the slow step (TorchDynamo traces the model), so one export can serve several recipes;
+    the graph is copied, never changed. ``calibration`` yields input batches (or ``(X, y)``
+    pairs; ``y`` is ignored), run in
     eval mode with no gradients. ``dynamic=True`` measures each activation's range at run
     time instead (a ``choose_qparams`` node per quantised input, every batch); the example
     batch then calibrates only the weights, if no calibration batches are given. Returns
@@ -206,8 +209,11 @@ def quantize_pt2e(model: nn.Module, calibration: Iterable, example: torch.Tensor
     """
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    prepared = prepare_pt2e(export_model(model, example),
-                            x86_quantizer(dynamic=dynamic, reduce_range=reduce_range))
+    if isinstance(model, torch.fx.GraphModule):
+        graph = copy.deepcopy(model)      # prepare_pt2e rewrites the graph in place
+    else:
+        graph = export_model(model, example)
+    prepared = prepare_pt2e(graph, x86_quantizer(dynamic=dynamic, reduce_range=reduce_range))
     n = 0
     with torch.no_grad():
         for batch in calibration:

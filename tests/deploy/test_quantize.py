@@ -113,6 +113,24 @@ def test_pt2e_dynamic_measures_activation_ranges_at_run_time():
         assert (q(x) - ref).abs().max() < 0.1 * ref.abs().max() + 1e-3
 
 
+def test_one_export_serves_several_recipes():
+    """An exported graph can be passed instead of the model: it is copied, not changed, and
+    gives the same int8 model as exporting afresh."""
+    net = _tiny_net()
+    x = torch.randn(8, 3, 8, 8)
+    calibration = [torch.randn(8, 3, 8, 8) for _ in range(2)]
+    graph = Q.export_model(net, x)
+    nodes = [str(n.target) for n in graph.graph.nodes]
+    static = Q.quantize_pt2e(graph, calibration, x)
+    dynamic = Q.quantize_pt2e(graph, [], x, dynamic=True)
+    assert [str(n.target) for n in graph.graph.nodes] == nodes        # untouched
+    assert any("choose_qparams" in str(n.target) for n in dynamic.graph.nodes)
+    assert not any("choose_qparams" in str(n.target) for n in static.graph.nodes)
+    fresh = Q.quantize_pt2e(net, calibration, x)
+    with torch.no_grad():
+        assert torch.equal(static(x), fresh(x))
+
+
 def test_qat_trains_and_converts():
     net = _tiny_net()
     x, y = torch.randn(16, 3, 8, 8), torch.randint(0, 4, (16,))
