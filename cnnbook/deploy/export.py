@@ -132,8 +132,9 @@ def compile_model(model: nn.Module, backend: str = "inductor", dynamic: bool = T
     """``torch.compile`` of a copy of ``model`` in eval mode. The first call compiles (slow,
     seconds to minutes on a CPU); later calls with the same shapes run the compiled code.
     ``dynamic=True`` compiles one kernel set for every batch size instead of one per size;
-    ``backend="aot_eager"`` captures and traces the graph without generating C++ (quick, for
-    smoke runs), ``"inductor"`` is the real compiler."""
+    ``backend="eager"`` only captures the graph with TorchDynamo and runs it as captured
+    (seconds, for smoke runs), ``"aot_eager"`` also traces it with AOTAutograd (no code
+    generated), ``"inductor"`` is the real compiler."""
     return torch.compile(copy.deepcopy(model).eval(), backend=backend, dynamic=dynamic)
 
 
