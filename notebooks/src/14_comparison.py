@@ -10,10 +10,12 @@
 # # 14 · Comparing the classic architectures
 #
 # Part II built nine networks, one chapter at a time, each answering a question the
-# previous one left open. This chapter puts them side by side and measures them with one
-# ruler: how many parameters they have, how many multiply-adds an image costs, how long a
-# CPU takes to run them, and how accurate they are, on ImageNet (torchvision's published
-# numbers) and on Fashion-MNIST (the runs of this course). Nothing is trained here: the
+# previous one left open, and chapter 23 builds two that show where the story went after
+# 2020: the Vision Transformer ViT-B/16 and ConvNeXt-T. This chapter puts them all side
+# by side (the last two as a preview) and measures them with one ruler: how many
+# parameters they have, how many multiply-adds an image costs, how long a CPU takes to
+# run them, and how accurate they are, on ImageNet (torchvision's published numbers) and
+# on Fashion-MNIST (the runs of Part II). Nothing is trained here: the
 # chapter reads the result records the earlier chapters wrote.
 #
 # **What you will learn**
@@ -36,15 +38,15 @@ import time
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+import torchvision
 from IPython.display import display
 from torch import nn
 
 import cnnbook
 from cnnbook import viz
 from cnnbook.inspect import first_conv
-from cnnbook.models.registry import (ARCHITECTURES, Architecture, chapter_architectures,
-                                     cost_table, fashion_table, get, input_at, latency_table,
-                                     torchvision_meta)
+from cnnbook.models.registry import (ARCHITECTURES, Architecture, cost_table, fashion_table,
+                                     get, input_at, latency_table, torchvision_meta)
 from cnnbook.profiling import count_macs, count_params
 from cnnbook.results import collect
 from cnnbook.summary import show_source
@@ -56,13 +58,15 @@ PROFILE = active_profile()  # "smoke", "cpu" or "full"; CNNBOOK_PROFILE sets the
 KNOBS = {
     # latency: the registry keys timed (None: all of them); side_1 / side_big: image side
     # in px at batch 1 / at the big batch (LeNet-5 and BN-LeNet always run at 28 px);
-    # big_batch: its size; repeats_1 / repeats_big: timed passes after one warm-up pass
+    # big_batch: its size; repeats_1 / repeats_big: timed passes after one warm-up pass;
+    # big_gmacs: the most multiply-adds (G) one big batch may cost, heavier ones are not
+    # timed at the big batch (None: no limit)
     "smoke": dict(latency=("lenet5", "resnet18", "mobilenet_v2"), side_1=32, side_big=32,
-                  big_batch=4, repeats_1=2, repeats_big=1),
+                  big_batch=4, repeats_1=2, repeats_big=1, big_gmacs=300),
     "cpu":   dict(latency=None, side_1=224, side_big=112, big_batch=64, repeats_1=5,
-                  repeats_big=2),
+                  repeats_big=2, big_gmacs=300),
     "full":  dict(latency=None, side_1=224, side_big=224, big_batch=64, repeats_1=20,
-                  repeats_big=5),
+                  repeats_big=5, big_gmacs=None),
 }
 
 # %%
@@ -74,8 +78,9 @@ print(f"profile {PROFILE}, {torch.get_num_threads()} CPU threads")
 # %% [markdown]
 # No profile trains anything. They differ in the latency measurement only: `smoke` times
 # three networks on tiny images to run every cell; `cpu` times every network at 224 px
-# with one image, and with a batch of 64 at 112 px (section 5 says why); `full` times
-# the batch at 224 px too and repeats every measurement more often.
+# with one image, and with a batch of 64 at 112 px, except ViT-B/16, which takes only
+# 224 px images (section 5 says why, and why that batch is left out); `full` times the
+# batch at 224 px, ViT-B/16's included, and repeats every measurement more often.
 #
 # ## 1. Sixty years in one picture
 #
@@ -111,7 +116,8 @@ fig = plot_timeline()
 # - **Beyond CNNs (2020-2022).** The Vision Transformer (Dosovitskiy et al., 2020) cut an
 #   image into 16x16 patches and dropped convolutions altogether; ConvNeXt (Liu et al.,
 #   2022) answered by modernising a ResNet step by step with the Transformer's training
-#   recipe and design choices, and matched it. Convolutions did not go away: they are
+#   recipe and design choices, and matched it (chapter 23 builds both, and this chapter
+#   compares them with the rest). Convolutions did not go away: they are
 #   what a Transformer must learn from data that a CNN has built in (locality and weight
 #   sharing).
 #
@@ -125,12 +131,14 @@ timeline[["year", "name", "idea", "paper", "chapter"]]
 # ## 2. One table of architectures
 #
 # To compare networks fairly we need each one in a standard configuration. The module
-# `cnnbook.models.registry` lists the architectures of Part II, each with its year,
-# chapter, paper, what it added, and a builder from the course's *own* model files for
-# its ImageNet configuration (3 x 224 x 224 input, 1,000 classes). LeNet-5 and BN-LeNet
-# never had an ImageNet version; they keep their 28 x 28 grey input. Where torchvision
-# ships the same network, the entry also names torchvision's builder and weights, so we
-# can read torchvision's published numbers from the weights' metadata (no download). Two
+# `cnnbook.models.registry` lists the architectures of Part II and the two of chapter
+# 23, each with its year, chapter, paper, what it added, and a builder from the course's
+# *own* model files for its ImageNet configuration (3 x 224 x 224 input, 1,000 classes).
+# LeNet-5 and BN-LeNet never had an ImageNet version; they keep their 28 x 28 grey input.
+# ViT-B/16 takes only the 224 px images it was built for (`fixed_input`): it learns one
+# position embedding for each patch of a 14 x 14 grid, and a smaller image has fewer
+# patches. Where torchvision ships the same network, the entry also names torchvision's builder and weights, so we
+# can read torchvision's published numbers from the weights' metadata (no download). Three
 # chapters contribute a second, bigger or newer variant (VGG-16, ResNet-50, MobileNet
 # V3-Large). One entry is a small frozen dataclass:
 
@@ -218,7 +226,12 @@ costs.style.format({"params_m": "{:.3f}", "gmacs": "{:.4f}", "tv_params_m": "{:.
 # reference recipes; the papers' own numbers differ, sometimes by several points:
 # torchvision's AlexNet, for one, is a single-tower variant of the 2012 network). LeNet-5 and BN-LeNet run on 28 px
 # grey images, which is why their costs look tiny; NiN has no torchvision twin (the
-# course's NiN is d2l's AlexNet-sized version).
+# course's NiN is d2l's AlexNet-sized version). ViT-B/16 and ConvNeXt-T are chapter 23's
+# own models, checked in the same way. For the ViT the counter must also see the two
+# matrix products inside attention, $q k^\top$ and the weights times the values: PyTorch's
+# fused attention kernel hides them from it on a CPU, so `cost_table` counts the ViT with
+# attention written out (chapter 23's `set_fused_attention(False)`). The next cell shows
+# what they add.
 #
 # Some ratios worth reading off the table, printed by the next cell:
 
@@ -234,6 +247,25 @@ print(f"MobileNet V2 / ResNet-18: {c.at['MobileNet V2', 'gmacs'] / c.at['ResNet-
       f"the MACs, {c.at['MobileNet V2', 'params_m'] / c.at['ResNet-18', 'params_m']:.2f}x the parameters")
 print(f"DenseNet-121 / ResNet-18: {c.at['DenseNet-121', 'gmacs'] / c.at['ResNet-18', 'gmacs']:.2f}x "
       f"the MACs, {c.at['DenseNet-121', 'params_m'] / c.at['ResNet-18', 'params_m']:.2f}x the parameters")
+later_vs_r50 = {}
+for name in ("ConvNeXt-T", "ViT-B/16"):
+    later_vs_r50[name] = (c.at[name, "gmacs"] / c.at["ResNet-50", "gmacs"],
+                          c.at[name, "params_m"] / c.at["ResNet-50", "params_m"])
+    print(f"{name} / ResNet-50: {later_vs_r50[name][0]:.2f}x the MACs, "
+          f"{later_vs_r50[name][1]:.2f}x the parameters")
+with torch.device("meta"):
+    vit = get("vit_b_16").build()
+tokens, width, depth = vit.num_patches + 1, vit.blocks[0].attn.dim, len(vit.blocks)
+attention = depth * 2 * tokens ** 2 * width / 1e9   # q k^T and weights x v: N x N x d each
+vit_macs, vit_tv = c.at["ViT-B/16", "gmacs"], c.at["ViT-B/16", "tv_gmacs"]
+print(f"ViT-B/16 ({tokens} tokens of width {width}, {depth} blocks): attention's two products "
+      f"cost {attention:.3f} of its {vit_macs:.3f} GMACs; a counter blind to them would be "
+      f"{100 * ((vit_macs - attention) / vit_tv - 1):+.1f}% off torchvision's {vit_tv}")
+assert abs((vit_macs - attention) / vit_tv - 1) > 0.01 > abs(vit_macs / vit_tv - 1)
+assert attention / vit_macs < 0.1   # a small share at 224 px
+assert all(1 < r < 1.2 for r in later_vs_r50["ConvNeXt-T"])
+assert 3.5 < later_vs_r50["ViT-B/16"][0] < 5 and later_vs_r50["ViT-B/16"][1] > 3
+del vit
 
 # %% [markdown]
 # Parameters and MACs are not the same kind of cost, and the architectures trade one
@@ -241,23 +273,28 @@ print(f"DenseNet-121 / ResNet-18: {c.at['DenseNet-121', 'gmacs'] / c.at['ResNet-
 # resolution; GoogLeNet and NiN do more work than AlexNet with a fraction of its
 # parameters, because they dropped the huge fully connected head (exercise 1 measures
 # how much of AlexNet and VGG that head is); DenseNet has fewer parameters than ResNet-18
-# and needs more MACs; MobileNet V2 cuts both.
+# and needs more MACs; MobileNet V2 cuts both. Of chapter 23's two networks, ConvNeXt-T
+# costs a little more than ResNet-50 in both parameters and MACs (less than a fifth more,
+# the printout says), while ViT-B/16 needs more than three times ResNet-50's parameters
+# and about four times its work. At 224 px the ViT's attention is only a small share of
+# that work: most of it is the linear layers that every one of its 197 tokens goes through.
 #
 # ## 4. Accuracy against cost on ImageNet
 #
 # How much accuracy does each multiply-add buy? The plot below uses torchvision's
 # published ImageNet top-1 accuracies and GMACs (x axis on a log scale; the area of each
-# marker is proportional to the parameter count). For context it adds three later models
-# the course does not build, read from torchvision's metadata in the same way:
-# EfficientNet-B0 (2019), the Vision Transformer ViT-B/16 (2020) and ConvNeXt-Tiny (2022).
+# marker is proportional to the parameter count). The course's networks include chapter
+# 23's ViT-B/16 (2020) and ConvNeXt-T (2022); for context the plot adds one model the
+# course does not build, read from torchvision's metadata in the same way: EfficientNet-B0
+# (2019).
 
 # %%
-later = {"EfficientNet-B0": "efficientnet_b0", "ViT-B/16": "vit_b_16", "ConvNeXt-T": "convnext_tiny"}
-points = [(row.architecture, row.tv_gmacs, row.acc1, row.tv_params_m, "course (chapters 06-13)")
+later = {"EfficientNet-B0": "efficientnet_b0"}
+points = [(row.architecture, row.tv_gmacs, row.acc1, row.tv_params_m, "course (chapters 06-13, 23)")
           for row in costs.dropna(subset=["acc1"]).itertuples()]
 for label, builder in later.items():
     meta = torchvision_meta(builder)
-    points.append((label, meta["gmacs"], meta["acc1"], meta["params"] / 1e6, "later, for context"))
+    points.append((label, meta["gmacs"], meta["acc1"], meta["params"] / 1e6, "not built, for context"))
 imagenet = pd.DataFrame(points, columns=["model", "gmacs", "acc1", "params_m", "group"])
 fig = viz.plot_tradeoff(imagenet["gmacs"], imagenet["acc1"], imagenet["model"],
                         sizes=imagenet["params_m"], groups=imagenet["group"],
@@ -269,6 +306,17 @@ print("source: torchvision.models weights metadata (IMAGENET1K_V1), e.g.",
 v1, v2 = torchvision_meta("resnet50", "IMAGENET1K_V1"), torchvision_meta("resnet50", "IMAGENET1K_V2")
 print(f"ResNet-50, same layers, two recipes: V1 {v1['acc1']:.1f}%, V2 {v2['acc1']:.1f}% "
       f"(+{v2['acc1'] - v1['acc1']:.1f} points)")
+best = c["acc1"].idxmax()
+print(f"most accurate course network: {best} ({c.at[best, 'acc1']:.1f}% at "
+      f"{c.at[best, 'tv_gmacs']:.2f} GMACs); ViT-B/16: {c.at['ViT-B/16', 'acc1']:.1f}% at "
+      f"{c.at['ViT-B/16', 'tv_gmacs']:.2f} GMACs, "
+      f"{c.at['ViT-B/16', 'tv_gmacs'] / c.at['ConvNeXt-T', 'tv_gmacs']:.1f}x ConvNeXt-T's")
+assert best == "ConvNeXt-T"
+assert c.at["ViT-B/16", "acc1"] < c.at["ConvNeXt-T", "acc1"]
+assert c.at["ViT-B/16", "tv_gmacs"] > 3 * c.at["ConvNeXt-T", "tv_gmacs"]
+for key in ("vit_b_16", "convnext_tiny"):
+    docs = torchvision.models.get_model_weights(key)["IMAGENET1K_V1"].meta.get("_docs", "")
+    print(f"{get(key).name}, torchvision's note: {' '.join(docs.split())}")
 
 # %% [markdown]
 # The course's networks line up along a rising frontier, and the frontier moves left
@@ -279,14 +327,22 @@ print(f"ResNet-50, same layers, two recipes: V1 {v1['acc1']:.1f}%, V2 {v2['acc1'
 # same level at a fraction of *their* cost. Exercise 3 asks you to find the
 # networks on the frontier exactly.
 #
+# Chapter 23's pair sits at the top. ConvNeXt-T is the most accurate network of the
+# course, and ViT-B/16, two years older, is less accurate with more than three times its
+# multiply-adds (the lines after the plot). torchvision's note, printed last, says the ViT
+# was trained from scratch on ImageNet-1K: with a million images a Transformer must learn
+# the locality that a ConvNet has built in, and the original ViT beat ResNets only after
+# pre-training on far bigger datasets (ImageNet-21k, JFT-300M; Dosovitskiy et al., 2020).
+# Chapter 23 measures the same trade-off on CIFAR-10.
+#
 # Two cautions. First, these are torchvision's weights, trained with its own recipes. The
 # last line of the printout shows what a newer recipe (torchvision's `IMAGENET1K_V2`
 # weights: longer training, stronger augmentation and regularisation) does for ResNet-50
 # without changing a single layer, so part of what the plot credits to an architecture is
-# its training. Second, the later models were trained with such modern recipes and the
-# course's networks were not: the ConvNeXt paper reports that its recipe alone lifts a
-# ResNet-50 from 76.1% to 78.8% top-1 (Liu et al., 2022), before any change to the
-# architecture.
+# its training. Second, the newest networks (EfficientNet-B0, ViT-B/16, ConvNeXt-T) were
+# trained with such modern recipes and the older ones were not: the ConvNeXt paper
+# reports that its recipe alone lifts a ResNet-50 from 76.1% to 78.8% top-1 (Liu et al.,
+# 2022), before any change to the architecture.
 #
 # ## 5. Latency on a CPU
 #
@@ -299,17 +355,38 @@ print(f"ResNet-50, same layers, two recipes: V1 {v1['acc1']:.1f}%, V2 {v2['acc1'
 # sees, and once with a big batch, the throughput a server sees.
 
 # %%
+def macs_at(arch: Architecture, side: int) -> float:
+    """GMACs of one image at `side` px (28 px networks and ViT-B/16 keep their own size).
+
+    On the meta device the counter sees attention's products even in the fused kernel
+    (tests/models/test_registry.py checks it against the hand count)."""
+    with torch.device("meta"):
+        model = arch.build()
+    return count_macs(model, input_at(arch, side)) / 1e9
+
+
+B = cfg.big_batch
 lat_archs = [get(k) for k in cfg.latency] if cfg.latency else list(ARCHITECTURES)
-vgg16_batch = 64 * c.at["VGG-16", "gmacs"]
-print(f"one batch of 64 at 224 px through VGG-16 is {vgg16_batch:,.0f} GMACs "
-      f"({2 * vgg16_batch / 1000:.1f} TFLOPs)")
-print(f"timing {len(lat_archs)} networks: batch 1 at {cfg.side_1} px, "
-      f"batch {cfg.big_batch} at {cfg.side_big} px, on {torch.get_num_threads()} CPU threads")
+batch_gmacs = {a.name: B * macs_at(a, cfg.side_big) for a in lat_archs}
+big_archs = [a for a in lat_archs if cfg.big_gmacs is None or batch_gmacs[a.name] <= cfg.big_gmacs]
+skipped = [a.name for a in lat_archs if a not in big_archs]
+for name in ("VGG-16", "ViT-B/16"):
+    print(f"one batch of 64 at 224 px through {name} is {64 * c.at[name, 'gmacs']:,.0f} GMACs "
+          f"({2 * 64 * c.at[name, 'gmacs'] / 1000:.1f} TFLOPs)")
+assert 1 < c.at["ViT-B/16", "gmacs"] / c.at["VGG-16", "gmacs"] < 1.5
+print(f"timing {len(lat_archs)} networks at batch 1 ({cfg.side_1} px) and {len(big_archs)} at "
+      f"batch {B} ({cfg.side_big} px), on {torch.get_num_threads()} CPU threads")
+heaviest = max(batch_gmacs[a.name] for a in big_archs)
+for name in skipped:
+    print(f"not timed at batch {B}: {name}, {batch_gmacs[name]:,.0f} GMACs per batch, over the "
+          f"{PROFILE} profile's cap of {cfg.big_gmacs} ({batch_gmacs[name] / heaviest:.1f}x the "
+          f"heaviest batch timed, {heaviest:,.0f} GMACs)")
+if "ViT-B/16" in skipped:
+    assert batch_gmacs["ViT-B/16"] > 3 * heaviest
 start = time.perf_counter()
 torch.manual_seed(0)
 lat_1 = latency_table(lat_archs, side=cfg.side_1, batch_size=1, repeats=cfg.repeats_1)
-lat_big = latency_table(lat_archs, side=cfg.side_big, batch_size=cfg.big_batch,
-                        repeats=cfg.repeats_big)
+lat_big = latency_table(big_archs, side=cfg.side_big, batch_size=B, repeats=cfg.repeats_big)
 print(f"measured in {time.perf_counter() - start:.0f} s")
 
 # %% [markdown]
@@ -319,32 +396,33 @@ print(f"measured in {time.perf_counter() - start:.0f} s")
 # quarter as much (the work of a convolution grows with the number of output positions,
 # the square of the side; exercise 2 checks it), which keeps the whole measurement to a
 # few minutes while still showing how batching changes the picture. The `full` profile
-# times the batch at 224 px. If other programs run on the machine, timings vary from run
-# to run; compare networks measured in the same run.
+# times the batch at 224 px.
+#
+# ViT-B/16 cannot take the smaller images: its position embeddings fix it at 224 px. Its
+# batch of 64 costs a little more than VGG-16's at 224 px (the first two lines), several
+# times the heaviest batch the `cpu` profile times, so the `cpu` profile's cap
+# (`big_gmacs`) leaves it out of the batch columns (the printout names what was left out
+# and by how much) and times it with one image only; the `full` profile times it at
+# batch 64 too. If other programs run on the machine, timings vary from run to run;
+# compare networks measured in the same run.
 
 # %%
-def macs_at(arch: Architecture, side: int) -> float:
-    """GMACs of one image at `side` px (28 px networks keep their own size)."""
-    with torch.device("meta"):
-        model = arch.build()
-    return count_macs(model, input_at(arch, side)) / 1e9
-
-
-B = cfg.big_batch
+timed_big = lat_big.set_index("architecture").reindex(lat_1["architecture"])
 speed = pd.DataFrame({
     "architecture": lat_1["architecture"],
     "input (batch 1)": lat_1["input"],
     "GMACs/image (batch 1)": [macs_at(a, cfg.side_1) for a in lat_archs],
     "ms (batch 1)": lat_1["ms"],
-    f"input (batch {B})": lat_big["input"],
-    f"GMACs/image (batch {B})": [macs_at(a, cfg.side_big) for a in lat_archs],
-    f"ms/image (batch {B})": lat_big["ms_per_image"],
+    f"input (batch {B})": timed_big["input"].fillna("not timed").to_numpy(),
+    f"GMACs/image (batch {B})": [batch_gmacs[a.name] / B if a in big_archs else math.nan
+                                 for a in lat_archs],
+    f"ms/image (batch {B})": timed_big["ms_per_image"].to_numpy(),
 })
 speed["GMAC/s (batch 1)"] = speed["GMACs/image (batch 1)"] / speed["ms (batch 1)"] * 1000
 speed[f"GMAC/s (batch {B})"] = speed[f"GMACs/image (batch {B})"] / speed[f"ms/image (batch {B})"] * 1000
 speed["batching gain"] = speed["ms (batch 1)"] / speed[f"ms/image (batch {B})"]
 numeric = [col for col in speed.columns if col != "architecture" and not col.startswith("input")]
-speed.style.format("{:.3g}", subset=numeric)
+speed.style.format("{:.3g}", subset=numeric, na_rep="—")
 
 # %% [markdown]
 # `GMAC/s` is the useful work per second the CPU achieved on each network: MACs divided
@@ -359,8 +437,9 @@ fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
 viz.plot_tradeoff(speed["GMACs/image (batch 1)"], speed["ms (batch 1)"], speed["architecture"],
                   ax=axes[0], xlabel=f"GMACs per image at {cfg.side_1} px (log)",
                   ylabel="milliseconds per image (log)", title="batch 1", logy=True)
-viz.plot_tradeoff(speed[f"GMACs/image (batch {B})"], speed[f"ms/image (batch {B})"],
-                  speed["architecture"], ax=axes[1],
+batched = speed.dropna(subset=[f"ms/image (batch {B})"])
+viz.plot_tradeoff(batched[f"GMACs/image (batch {B})"], batched[f"ms/image (batch {B})"],
+                  batched["architecture"], ax=axes[1],
                   xlabel=f"GMACs per image at {cfg.side_big} px (log)",
                   ylabel="milliseconds per image (log)", title=f"batch {B}", logy=True)
 fig.tight_layout()
@@ -375,9 +454,15 @@ if {"ResNet-18", "MobileNet V2"} <= set(s.index):
     macs_ratio = s.at["ResNet-18", "GMACs/image (batch 1)"] / s.at["MobileNet V2", "GMACs/image (batch 1)"]
     time_ratio = s.at["ResNet-18", "ms (batch 1)"] / s.at["MobileNet V2", "ms (batch 1)"]
     print(f"ResNet-18 / MobileNet V2 at batch 1: {macs_ratio:.1f}x the MACs, {time_ratio:.1f}x the time")
+for name in ("ConvNeXt-T", "ViT-B/16"):
+    if {name, "ResNet-50"} <= set(s.index):
+        print(f"{name} / ResNet-50 at batch 1: "
+              f"{s.at[name, 'GMACs/image (batch 1)'] / s.at['ResNet-50', 'GMACs/image (batch 1)']:.2f}x "
+              f"the MACs, {s.at[name, 'ms (batch 1)'] / s.at['ResNet-50', 'ms (batch 1)']:.2f}x the time, "
+              f"{s.at[name, 'GMAC/s (batch 1)']:.3g} vs {s.at['ResNet-50', 'GMAC/s (batch 1)']:.3g} GMAC/s")
 
 # %% [markdown]
-# The last line of the printout compares ResNet-18 with MobileNet V2 twice: in MACs and
+# The second line of the printout compares ResNet-18 with MobileNet V2 twice: in MACs and
 # in time. On a CPU the second ratio is usually much smaller than the first: MobileNet's depthwise 3x3
 # convolutions do 1/N of a standard convolution's work (chapter 13) but touch as much
 # memory, so the CPU spends its time waiting for data rather than computing. Networks
@@ -385,7 +470,15 @@ if {"ResNet-18", "MobileNet V2"} <= set(s.index):
 # (the first line names the best and the worst of this run); LeNet-5 and
 # BN-LeNet are so small that a pass is dominated by the fixed overhead of calling each
 # layer. Batching amortises that overhead and lets the matrix products grow, which is
-# why servers batch requests and phones cannot. The lesson for deployment (Part IV):
+# why servers batch requests and phones cannot.
+#
+# In the `cpu` and `full` profiles the last two lines put chapter 23's networks beside
+# ResNet-50, whose MACs are close to ConvNeXt-T's. ViT-B/16's work is almost all large
+# matrix products (the linear layers over its 197 tokens), the kind of work a CPU
+# typically does at its best rate. ConvNeXt-T mixes 7x7 depthwise convolutions (little
+# arithmetic per byte moved, as in MobileNet) with large per-pixel linear layers;
+# whether that makes it faster or slower per MAC than ResNet-50 depends on the CPU and
+# its libraries, so read the lines of your own run. The lesson for deployment (Part IV):
 # measure on the target device; MACs are a proxy, and a poor one across very different
 # layer types.
 #
@@ -410,11 +503,11 @@ for p, table in fashion.items():
     display(table[columns].style.format({"test_acc": "{:.3f}", "minutes": "{:.1f}",
                                          "epochs": "{:.0f}", "params": "{:,.0f}"}, na_rep="—"))
 cpu_acc = fashion["cpu"]["test_acc"].dropna()
-imagenet_acc = costs["acc1"].dropna()
+imagenet_acc = costs.loc[costs["chapter"] < "14", "acc1"].dropna()   # Part II's networks
 if len(cpu_acc) >= 2:
     print(f"Fashion-MNIST (cpu records): test accuracies from {cpu_acc.min():.1%} to "
           f"{cpu_acc.max():.1%}, a spread of {100 * (cpu_acc.max() - cpu_acc.min()):.1f} points")
-print(f"ImageNet (torchvision, the course's networks): top-1 from {imagenet_acc.min():.1f}% to "
+print(f"ImageNet (torchvision, Part II's networks): top-1 from {imagenet_acc.min():.1f}% to "
       f"{imagenet_acc.max():.1f}%, a spread of {imagenet_acc.max() - imagenet_acc.min():.1f} points")
 
 # %% [markdown]
@@ -458,15 +551,17 @@ else:
 #
 # ## 7. What each architecture added
 #
-# The registry stores one line per network, the lesson its chapter teaches:
+# The registry stores one line per network, the lesson its chapter teaches (variants
+# such as VGG-16 say what they change):
 
 # %%
 lessons = pd.DataFrame([{"year": a.year, "chapter": a.chapter, "architecture": a.name,
-                         "what it added": a.idea} for a in chapter_architectures()])
+                         "what it added": a.idea} for a in ARCHITECTURES])
 lessons.sort_values(["year", "chapter"]).reset_index(drop=True)
 
 # %% [markdown]
-# Put together, the nine chapters are one argument:
+# Put together, the nine chapters of Part II are one argument, and chapter 23 carries it
+# past the CNN:
 #
 # - **LeNet-5**: the template. Convolutions share weights across positions, pooling
 #   forgives small shifts, and everything is learned end to end.
@@ -486,23 +581,33 @@ lessons.sort_values(["year", "chapter"]).reset_index(drop=True)
 #   memory per image than the parameter count suggests.
 # - **MobileNet**: spend every multiply-add carefully, with depthwise separable
 #   convolutions, inverted residuals and architecture search.
+# - **Vision Transformer**: drop the convolutions; cut the image into 16x16 patches and
+#   let attention learn which patches matter to each other. With little built in, it
+#   needs far more data, or a strong training recipe, to learn what a CNN is given
+#   (section 4).
+# - **ConvNeXt**: bring the Transformer's design choices and recipe back into a ResNet
+#   (patchify stem, 7x7 depthwise convolutions, LayerNorm, inverted bottlenecks, GELU): a
+#   pure ConvNet again, more accurate than ViT-B/16 in torchvision's numbers with less
+#   than a third of its multiply-adds (section 4).
 #
-# And after the course's networks: EfficientNet scaled the three dimensions together,
-# the Vision Transformer showed that with enough data a network without convolutions
-# learns what CNNs build in, and ConvNeXt showed that a ConvNet with the same recipe does
-# as well.
+# Between the two, EfficientNet (2019, not built in the course) scaled depth, width and
+# resolution together.
 #
 # ## Summary
 #
 # - Count parameters and multiply-adds by hand for a convolution
 #   ($c_o c_i k_h k_w$ weights, used at all $h_o w_o$ positions) and a linear layer
 #   ($nm$ weights, used once); the course's counter agrees, and for every network that
-#   torchvision also ships, our parameter counts and MACs match its published ones.
+#   torchvision also ships, our parameter counts and MACs match its published ones,
+#   chapter 23's ViT-B/16 and ConvNeXt-T included (for the ViT, the counter must see the
+#   matrix products inside attention).
 # - Architectures trade parameters for work: fully connected heads are parameter-heavy
 #   and cheap, convolutions at high resolution are cheap in parameters and expensive in
 #   work.
 # - On ImageNet each generation reaches the same accuracy with fewer MACs; part of
-#   what the plots credit to architectures is better training.
+#   what the plots credit to architectures is better training. ConvNeXt-T is the most
+#   accurate network of the course at about ResNet-50's cost; ViT-B/16, trained on
+#   ImageNet-1K alone, needs more than three times that work for less accuracy.
 # - MACs do not predict latency across layer types; batch size changes the picture;
 #   measure on the device you deploy to.
 # - The course's Fashion-MNIST records are read, never retyped; a missing record is
@@ -512,8 +617,11 @@ lessons.sort_values(["year", "chapter"]).reset_index(drop=True)
 #
 # **Exercise 1 (where the parameters live).** Write `fc_share(model)`: the fraction of
 # a model's parameters that sit in its `nn.Linear` layers (weights and biases). The test
-# checks it on LeNet-5, AlexNet and NiN, and prints it for every ImageNet network of the
-# registry. Which networks are mostly a fully connected head?
+# checks it on LeNet-5, AlexNet and NiN, and prints it for every network of the
+# registry. Which networks are mostly a fully connected head? ViT-B/16 and ConvNeXt-T
+# print shares above 90%, as AlexNet does, yet neither has a big head: what do their
+# `nn.Linear` layers do? (Hint: a linear layer applied to every token or every pixel is
+# a 1x1 convolution.)
 
 # %% nbgrader={"grade": false, "grade_id": "ex-14-fc-share", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def fc_share(model: nn.Module) -> float:
@@ -561,7 +669,7 @@ agrees(fc_share, _ref, _cases, rtol=1e-9)
 # at both sides and returns the exponent $p$ in $\text{MACs} \propto \text{side}^p$ (a
 # log ratio). Then look at the printout: why is AlexNet's exponent below 2 (hint: its
 # adaptive pooling before the head), and why can NiN's be above 2 (hint: an unpadded
-# 11x11 stride-4 convolution and unpadded pools)?
+# 11x11 stride-4 convolution and unpadded pools)? Why would ViT-B/16 refuse to take part?
 
 # %% nbgrader={"grade": false, "grade_id": "ex-14-resolution", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def resolution_exponent(key: str, small: int = 224, large: int = 448) -> float:
