@@ -9,7 +9,7 @@
 # %% [markdown]
 # # 04 · Losses, gradients and backpropagation
 #
-# Chapters 02 and 03 built the forward pass of a CNN: convolutions, activations, pooling.
+# Chapters [02](02_convolution_math.ipynb) and [03](03_pooling_activations.ipynb) built the forward pass of a CNN: convolutions, activations, pooling.
 # A network with random kernels computes nonsense; what turns it into a digit reader is
 # *learning*: a loss that says how wrong the output is, the gradient of that loss with
 # respect to every weight, and small steps downhill. This chapter writes each of these
@@ -90,7 +90,7 @@ print(f"profile {PROFILE}, device {device}, {torch.get_num_threads()} CPU thread
 # Williams (1986) showed that this "backpropagation of errors" makes multi-layer
 # networks learn useful internal representations. Three years later LeCun et al. (1989)
 # backpropagated through convolutions with shared weights and read ZIP codes with the
-# result (chapter 05). Backpropagation is nothing more than the chain rule applied layer
+# result ([chapter 05](05_lenet.ipynb)). Backpropagation is nothing more than the chain rule applied layer
 # by layer from the loss back to the input, reusing every intermediate result once; the
 # cost of the backward pass is a small multiple of the forward pass, whatever the number
 # of weights. Every layer needs only one new piece of code: given the gradient of the
@@ -276,9 +276,35 @@ fig = viz.plot_contour_paths(loss_surface, paths, xlim=(-3, 5), ylim=(-6, 3),
 # straight down the steep side of the valley and then crawls along its flat floor
 # towards $w^* \approx (2, -3)$. The middle rate zig-zags across the steep direction but
 # gets much closer. The largest rate overshoots the steep direction by more each step
-# and diverges, although it would have been the best choice for the flat direction. One
-# learning rate has to suit every direction at once; that tension (exercise 2 finds the
-# exact limit) is what momentum, Adam and batch normalisation try to ease.
+# and diverges.
+#
+# The valley's two directions are the eigenvectors of $H = X^\top X / N$, and its
+# curvature along each is the eigenvalue $\lambda$. Along an eigenvector a step
+# multiplies the error $w - w^*$ by $1 - \eta\lambda$, so each direction converges at its
+# own rate, $|1 - \eta\lambda|$ per step:
+
+# %%
+lam = np.linalg.eigvalsh(H)        # ascending: the flat direction, then the steep one
+print(f"eigenvalues of H: flat {lam[0]:.3f}, steep {lam[1]:.3f}")
+factors = {name: np.abs(1 - lr * lam) for name, lr in rates.items()}
+for name, (flat, steep) in factors.items():
+    print(f"{name:>20}: error x{flat:.3f} per step along the flat direction, x{steep:.3f} "
+          "along the steep one")
+print(f"the best rate for the flat direction alone: 1 / lambda_min = {1 / lam[0]:.1f}")
+assert factors["lr 2.1 (too large)"][1] > 1                    # it diverges along the steep one
+assert min(factors, key=lambda k: factors[k][0]) == "lr 2.1 (too large)"   # best of 3 when flat
+assert 1 / lam[0] > 5 * max(rates.values())
+
+# %% [markdown]
+# The printed factors explain the panels. The largest rate multiplies the steep
+# direction's error by more than 1 each step, yet of the three rates it is the one that
+# shrinks the flat direction's error fastest (the smallest flat-direction factor printed).
+# The flat direction alone would like a far larger rate still: its factor
+# $|1 - \eta\lambda_{\min}|$ is zero at $\eta = 1/\lambda_{\min}$, about 11.7 here (the
+# last line printed), where one step lands on its minimum. One learning rate has to suit
+# every direction at once, and the steep direction caps it far below what the flat one
+# needs; that tension (exercise 2 finds the exact limit) is what momentum, Adam and batch
+# normalisation try to ease.
 #
 # Autograd and `torch.optim.SGD` take exactly the steps we wrote by hand:
 
@@ -295,7 +321,7 @@ print("torch.optim.SGD ends where our loop ends:", w.detach().numpy().round(6))
 # %% [markdown]
 # ## 4. Backward through a convolution
 #
-# A convolutional layer (chapter 02's cross-correlation) computes, for a single channel,
+# A convolutional layer ([chapter 02](02_convolution_math.ipynb)'s cross-correlation) computes, for a single channel,
 #
 # $$Z(i, j) = \sum_{u, v} X(i + u, j + v)\, K(u, v) + b .$$
 #
@@ -608,7 +634,7 @@ print(f"the CNN's linear layer holds {count_params(cnn.fc) / n_cnn:.1%} of its p
 # is right for the *convolution*, which needs a tiny fraction of the first MLP layer's
 # weights, but almost all of this CNN's parameters sit in its final linear layer, which
 # still connects every position of the 32 pooled maps to every class. Deeper CNNs pool
-# more before the classifier (and chapter 08's NiN removes it), which is where the big
+# more before the classifier (and [chapter 08](08_nin.ipynb)'s NiN removes it), which is where the big
 # savings come from.
 #
 # ### Training both
@@ -759,8 +785,9 @@ assert (robust.loc[4] < robust.loc[0]).all()
 # positions: the CNN is equivariant up to its pooled map, not invariant. Compare the
 # two columns: how much of its accuracy each keeps at one pixel, and at four. Max pooling
 # absorbs part of a one-pixel move; larger moves need more pooling (deeper networks),
-# global average pooling (chapter 08), or training on shifted images (data augmentation,
-# chapter 15).
+# global average pooling ([chapter 08](08_nin.ipynb)), or training on shifted images (data
+# augmentation by random crops and translations: [chapter 15](15_cifar10.ipynb), section 6,
+# and [chapter 16](16_regularization.ipynb)).
 #
 # ## 9. Applications and limits
 #
@@ -769,15 +796,15 @@ assert (robust.loc[4] < robust.loc[0]).all()
 #
 # | task | typical network | a known limit |
 # |---|---|---|
-# | classification | ResNet (chapter 11) | |
+# | classification | ResNet ([chapter 11](11_resnet.ipynb)) | |
 # | detection | YOLO | small objects are hard |
 # | segmentation | U-Net | needs many pixel-level labels |
 #
 # | problem | fix |
 # |---|---|
-# | vanishing gradients in deep networks | residual connections (chapter 11) |
-# | too small a receptive field | dilated convolution (chapter 02) |
-# | too much computation | depthwise separable convolution (MobileNet, chapter 13) |
+# | vanishing gradients in deep networks | residual connections ([chapter 11](11_resnet.ipynb)) |
+# | too small a receptive field | dilated convolution ([chapter 02](02_convolution_math.ipynb)) |
+# | too much computation | depthwise separable convolution (MobileNet, [chapter 13](13_mobilenet.ipynb)) |
 #
 # The first fix is a statement about this chapter's backward pass: in a deep chain, the
 # gradient that reaches the first layers is a product of many local factors, and

@@ -9,7 +9,7 @@
 # %% [markdown]
 # # 06 · AlexNet: the deep era begins
 #
-# LeNet (chapter 05) worked, and then for almost fifteen years computer vision mostly did
+# LeNet ([chapter 05](05_lenet.ipynb)) worked, and then for almost fifteen years computer vision mostly did
 # something else: hand-designed features fed to a linear classifier or an SVM. In 2012 a
 # convolutional network eight layers deep, trained on two gaming GPUs, won the ImageNet
 # challenge by a margin nobody had seen before. The network, named AlexNet after its first
@@ -31,6 +31,8 @@
 # - what its first layer learns.
 
 # %%
+import math
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
@@ -134,7 +136,7 @@ META = torch.device("meta")  # for full-size models: shapes and counts, no memor
 # A sigmoid's slope is at most 1/4, and almost zero once its input is far from 0; tanh's
 # is at most 1. Backpropagation multiplies these slopes layer after layer, so a deep
 # stack of saturating units passes back very little gradient. The rectified linear unit
-# $\mathrm{ReLU}(x) = \max(0, x)$ has slope exactly 1 for every positive input (chapter 03
+# $\mathrm{ReLU}(x) = \max(0, x)$ has slope exactly 1 for every positive input ([chapter 03](03_pooling_activations.ipynb)
 # treats activations in depth). The paper's Figure 1: a four-layer CNN with ReLUs reached
 # 25% training error on CIFAR-10 six times faster than the same network with tanh.
 
@@ -203,8 +205,8 @@ print(f"a neighbour of the strong channel is damped {a[0, 3].item() / b[0, 3].it
 
 # %% [markdown]
 # The paper credits LRN with 1.4% and 1.2% lower top-1 and top-5 errors. It did not last:
-# VGG (chapter 07) found that it did not help its deeper networks, and batch
-# normalisation (chapter 10) replaced it. d2l's Fashion-MNIST AlexNet, and torchvision's,
+# VGG ([chapter 07](07_vgg.ipynb)) found that it did not help its deeper networks, and batch
+# normalisation ([chapter 10](10_batch_norm.ipynb)) replaced it. d2l's Fashion-MNIST AlexNet, and torchvision's,
 # leave it out; the package's `alexnet_2012` keeps it.
 #
 # ### Dropout
@@ -368,7 +370,7 @@ cost
 # parameters" of the paper. Read the two percentage columns: the five convolutions do
 # almost all of the arithmetic with a few percent of the parameters, and the three fully
 # connected layers hold almost all of the parameters, fc1 alone most of them. That
-# imbalance, already visible in LeNet, is what NiN (chapter 08) and GoogLeNet (chapter 09)
+# imbalance, already visible in LeNet, is what NiN ([chapter 08](08_nin.ipynb)) and GoogLeNet ([chapter 09](09_googlenet.ipynb))
 # attack by removing the big fully connected layers.
 #
 # Two years later Krizhevsky ("One weird trick", 2014) trained a single-tower variant
@@ -432,7 +434,7 @@ print(result.history.round(3).to_string(index=False))
 # Dropout is one reason the training accuracy can lag behind the test accuracy early on:
 # the training figures come from thinned networks. For reference, d2l's full-width
 # AlexNet at 224 px reaches about 0.88 after 10 epochs; the `full` profile runs that
-# setting. Compare with LeNet's result in chapter 05: on 28 px grey clothing AlexNet has
+# setting. Compare with LeNet's result in [chapter 05](05_lenet.ipynb): on 28 px grey clothing AlexNet has
 # little to gain; its capacity pays off on large, varied, high-resolution data such as
 # ImageNet.
 #
@@ -466,14 +468,25 @@ compare = pd.DataFrame(rows).set_index("activation")
 print(f"width x{cfg.compare_width}, {cmp_train.num_examples:,} images, {cfg.compare_epochs} "
       f"epoch(s), lr {cfg.lr}, momentum {cfg.momentum}")
 print(compare.to_string(float_format=lambda v: f"{v:.3g}"))
+relu, sig = compare.loc["ReLU"], compare.loc["Sigmoid"]
+print(f"sigmoid: train loss {sig['train loss']:.3f} (ln 10 = {math.log(10):.3f}), test accuracy "
+      f"{sig['test accuracy']:.3f}; its conv1 gradient is "
+      f"{relu['conv1 gradient norm at init'] / sig['conv1 gradient norm at init']:,.0f}x smaller")
+assert sig["conv1 gradient norm at init"] < relu["conv1 gradient norm at init"] / 100
+if PROFILE != "smoke":   # a smoke run is too short for claims about learning
+    assert abs(sig["train loss"] - math.log(10)) < 0.1 and sig["test accuracy"] < 0.2
+    assert relu["train loss"] < sig["train loss"] - 0.2
+    assert relu["test accuracy"] > sig["test accuracy"] + 0.1
 
 # %% [markdown]
-# The table above is the measurement. The gradient at the first layer of the sigmoid
+# The table and the line under it are the measurement, and the cell asserts what this
+# paragraph says (the part about learning only in the `cpu` and `full` profiles, since a
+# smoke run is too short). The gradient at the first layer of the sigmoid
 # network is orders of magnitude smaller than the ReLU network's, and with the same
 # budget its loss stays near $\ln 10 \approx 2.30$ and its accuracy near chance (0.1):
 # it has not started to learn, while the ReLU network has. A sigmoid network of this
 # depth can be trained, with far more patience or with tricks such as batch normalisation
-# (chapter 10); ReLU is the cheapest of those tricks, and it is still the default.
+# ([chapter 10](10_batch_norm.ipynb)); ReLU is the cheapest of those tricks, and it is still the default.
 #
 # ## 7. What the first layer learned
 #
@@ -507,7 +520,7 @@ fig = viz.plot_feature_maps(maps[0, :16].cpu(), ncols=8,
 #
 # The same view for all five convolutional stages, on any test image, a photograph or an
 # image of your own, shifted, rotated, inverted or noisy (`FeatureMapExplorer`, met in
-# chapter 05). *One channel* shows a map enlarged beside its kernel: for conv2 to conv5 a
+# [chapter 05](05_lenet.ipynb)). *One channel* shows a map enlarged beside its kernel: for conv2 to conv5 a
 # kernel has one slice per input channel, and the explorer shows the strongest ones.
 
 # %%
