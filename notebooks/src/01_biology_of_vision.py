@@ -90,7 +90,7 @@ print(f"profile {cfg.profile}: {cfg}")
 # detectors for ever larger patterns that tolerate distortions. The Neocognitron learned
 # without labels; in 1989 Yann LeCun and colleagues trained the same architecture, now
 # called a **convolutional network**, end to end with backpropagation to read handwritten
-# ZIP codes (chapter 05).
+# ZIP codes ([chapter 05](05_lenet.ipynb)).
 #
 # The rest of this chapter builds the pieces in code: a simple cell, the stimuli to test
 # it, a complex cell, and a tiny "V1" made of PyTorch layers.
@@ -450,8 +450,8 @@ explorer
 # | the same kind of cell at every position | an S-plane of identical S-cells | weight sharing: one kernel slid over the image | `filter_image` |
 # | cells for every orientation and wavelength | several S-planes | output channels | `gabor_bank` |
 # | complex cell: pools simple cells over positions | C-cell | max pooling | `complex_cell` |
-# | hierarchy V1 → V2 → V4 → IT, growing receptive fields | stacked S/C layers | depth: stacked conv/pool blocks | chapters 05-12 |
-# | receptive fields learned from experience | unsupervised self-organisation | backpropagation | chapters 04-06 |
+# | hierarchy V1 → V2 → V4 → IT, growing receptive fields | stacked S/C layers | depth: stacked conv/pool blocks | chapters [05](05_lenet.ipynb)-[12](12_densenet.ipynb) |
+# | receptive fields learned from experience | unsupervised self-organisation | backpropagation | chapters [04](04_losses_backprop.ipynb)-[06](06_alexnet.ipynb) |
 #
 # The first row of a CNN is our bank of cells, literally. The next cell writes the Gabor
 # bank into the weights of an `nn.Conv2d`, adds a ReLU and a max pooling, and prints the
@@ -472,7 +472,7 @@ fig = show_images(v1(X).detach()[0], ncols=4, scale=2.2, cmap="viridis",
 
 # %% [markdown]
 # Does the pooled layer forgive small shifts of a real photo, as the complex cell forgave
-# shifts of a grating? `cnnbook.equivariance.representation_change` (chapter 03 uses it
+# shifts of a grating? `cnnbook.equivariance.representation_change` ([chapter 03](03_pooling_activations.ipynb) uses it
 # too) shifts the photo by a few pixels and measures how much a layer's output changes,
 # relative to its size ($\lVert f(\text{shifted}) - f(X)\rVert / \lVert f(X)\rVert$).
 
@@ -502,8 +502,10 @@ assert shift_table["after 4x4 max pool"].is_monotonic_increasing
 # first-layer kernels come out looking like Gabor filters of various orientations and
 # wavelengths. Olshausen and Field (1996) found the same with a purely statistical
 # principle (sparse coding of natural images), and Krizhevsky, Sutskever and Hinton (2012)
-# showed it for AlexNet's first layer. Chapter 06 trains AlexNet and puts its learned
-# kernels next to the Gabor bank of this chapter.
+# showed it for AlexNet's first layer. [Chapter 06](06_alexnet.ipynb) trains AlexNet and shows its
+# learned first-layer kernels; [chapter 20](20_seeing_inside.ipynb) (section 3) puts the
+# first-layer kernels of trained networks next to the Gabor bank of this chapter and
+# measures how Gabor-like they are.
 #
 # The analogy has limits worth knowing: real neurons spike, adapt, receive feedback from
 # higher areas and interact laterally; complex cells are better described by the energy

@@ -83,12 +83,12 @@ print(f"profile {PROFILE}, device {device}, {torch.get_num_threads()} CPU thread
 # to three ideas about images that Part I met one by one:
 #
 # 1. **local receptive fields**: a unit looks at a small patch, as the simple cells of
-#    Hubel and Wiesel do (chapter 01), because the pixels that matter for an edge or a
+#    Hubel and Wiesel do ([chapter 01](01_biology_of_vision.ipynb)), because the pixels that matter for an edge or a
 #    stroke are close together;
 # 2. **shared weights**: the same small kernel is applied at every position (a
-#    convolution, chapter 02), so a stroke detector learned in one place works in every
+#    convolution, [chapter 02](02_convolution_math.ipynb)), so a stroke detector learned in one place works in every
 #    place, and the network has few parameters to learn;
-# 3. **subsampling**: averaging neighbouring outputs (pooling, chapter 03) makes the exact
+# 3. **subsampling**: averaging neighbouring outputs (pooling, [chapter 03](03_pooling_activations.ipynb)) makes the exact
 #    position of a feature matter less, as complex cells do.
 #
 # Kunihiko Fukushima's Neocognitron (1980) had the same architecture, but no way to learn
@@ -194,7 +194,7 @@ cost
 # parameters but do most of the multiply-adds: each conv1 weight is used once per output
 # position, hundreds of times per image. The fully connected `fc1` is the opposite, one
 # multiply-add per weight, and it alone holds most of the parameters. This imbalance will
-# grow in AlexNet (chapter 06) and VGG, and NiN (chapter 08) will remove the big fully
+# grow in AlexNet ([chapter 06](06_alexnet.ipynb)) and VGG, and NiN ([chapter 08](08_nin.ipynb)) will remove the big fully
 # connected layers altogether.
 #
 # ## 4. The data
@@ -394,9 +394,9 @@ print("hardest classes:", ", ".join(f"{names[i]} ({recall[i]:.2f})" for i in wor
 #
 # Twenty years of practice changed three habits, all of which we will meet again in Part
 # II: **ReLU** instead of the sigmoid (its gradient does not vanish for large inputs;
-# chapter 03 and AlexNet), **max pooling** instead of averaging (it keeps the strongest
+# [chapter 03](03_pooling_activations.ipynb) and AlexNet), **max pooling** instead of averaging (it keeps the strongest
 # response), and **batch normalisation** after every convolution and hidden linear layer
-# (chapter 10). `lenet5_modern()` is the same `LeNet5` with these three switches; the
+# ([chapter 10](10_batch_norm.ipynb)). `lenet5_modern()` is the same `LeNet5` with these three switches; the
 # convolutions lose their biases, which the batch norm's shift makes redundant.
 
 # %%
@@ -448,7 +448,7 @@ fig = viz.plot_kernels(first_conv(modern).weight, ncols=6, scale=1.3,
 # %% [markdown]
 # Most kernels are a blob of one sign next to a blob of the other: they respond to a
 # change of brightness in one direction, an edge, like the oriented simple cells of
-# chapter 01. With only 5x5 weights and 6 channels, the first layer cannot be much more
+# [chapter 01](01_biology_of_vision.ipynb). With only 5x5 weights and 6 channels, the first layer cannot be much more
 # than a small bank of edge and blob detectors.
 #
 # What those detectors do to one test image: the activations of the first stage (6 maps
@@ -487,7 +487,7 @@ explorer
 
 # %% [markdown]
 # Things to try: shift a sandal by a few pixels and watch the stage-1 maps shift with it
-# (convolution is equivariant, chapter 02); does the prediction hold? Rotate it by 90° or
+# (convolution is equivariant, [chapter 02](02_convolution_math.ipynb)); does the prediction hold? Rotate it by 90° or
 # invert it, which no training image ever was: which classes take over? A photo of your
 # own clothes has a chance only as a light garment on a dark background, like the
 # training images (the message line says when to tick *invert*).

@@ -67,7 +67,7 @@ META = torch.device("meta")  # for full-size models: shapes and counts, no memor
 #
 # In 2014 Karen Simonyan and Andrew Zisserman, of Oxford's Visual Geometry Group (hence
 # the name), submitted a network to the ImageNet challenge (ILSVRC 2014) that took first
-# place in localisation and second in classification, behind GoogLeNet (chapter 09). Its
+# place in localisation and second in classification, behind GoogLeNet ([chapter 09](09_googlenet.ipynb)). Its
 # recipe fits in one sentence: use only 3x3 convolutions with padding 1 (so the height
 # and width never change inside a block), halve the resolution with a 2x2 max-pool after
 # each block, double the channels after each pool (64, 128, 256, 512, capped at 512),
@@ -273,14 +273,14 @@ configs.round(2)
 #
 # - **LRN did not help.** A-LRN has no extra parameters (LRN has none) and the same
 #   error as A, so the paper dropped it from the deeper networks; batch normalisation
-#   (chapter 10) replaced it as the normalisation of choice.
+#   ([chapter 10](10_batch_norm.ipynb)) replaced it as the normalisation of choice.
 # - **3x3 beats 1x1.** C and D have the same depth; C's extra layers are 1x1 (a
-#   per-pixel linear map plus a ReLU, chapter 08's idea) and D's are 3x3. D costs more
+#   per-pixel linear map plus a ReLU, [chapter 08](08_nin.ipynb)'s idea) and D's are 3x3. D costs more
 #   (the cell computes how much) and is clearly better: extra nonlinearity helps, but
 #   so does seeing spatial context.
 # - **Deeper is better, up to a point.** Error falls from A to B to D; E, three layers
 #   deeper than D, is no better at this scale (it was slightly better with scale
-#   augmentation). Plain networks stop improving around 16-19 layers; chapter 11's
+#   augmentation). Plain networks stop improving around 16-19 layers; [chapter 11](11_resnet.ipynb)'s
 #   residual connections remove that ceiling.
 #
 # Note also how little the parameter count moves from A to E compared with the
@@ -394,12 +394,14 @@ result.history.round(3)
 # The cell above prints the test accuracy. Without batch normalisation a plain VGG can
 # sit at chance level for the first few hundred steps before the loss starts to fall
 # (watch the first epoch of the curve); with only a few epochs that slow start costs
-# accuracy, one reason chapter 10 adds batch norm to exactly this kind of network.
+# accuracy, one reason batch normalisation ([chapter 10](10_batch_norm.ipynb) introduces it
+# on LeNet) was soon added to exactly this kind of network (torchvision ships `vgg11_bn`
+# to `vgg19_bn`).
 #
 # ## 7. A look inside
 #
 # The first layer's kernels are 3x3, too small to look like the Gabor filters of
-# chapter 01, but the signs already show edge and blob detectors (red positive, blue
+# [chapter 01](01_biology_of_vision.ipynb), but the signs already show edge and blob detectors (red positive, blue
 # negative):
 
 # %%
@@ -427,7 +429,7 @@ viz.plot_feature_maps(maps["block3.relu2"][0, :16], title="block 3, after its se
 # %% [markdown]
 # ### Explore: all eight convolutions and five blocks
 #
-# The `FeatureMapExplorer` (chapter 05) lists every convolution and every block of the
+# The `FeatureMapExplorer` ([chapter 05](05_lenet.ipynb)) lists every convolution and every block of the
 # trained VGG-11 in the order the forward pass reaches them. Choose an image (a test
 # image, a photograph, your own upload, each shifted, rotated, inverted or noisy) and a
 # layer; *one channel* shows a map with its 3x3 kernel, one slice per input channel.

@@ -11,7 +11,7 @@
 #
 # LeNet, AlexNet and VGG share a shape: convolutions extract features, then a stack of
 # fully connected layers turns the last feature map into class scores. Those layers hold
-# most of the parameters (chapter 05 counted them for LeNet, chapter 07 for VGG). In
+# most of the parameters ([chapter 05](05_lenet.ipynb) counted them for LeNet, [chapter 07](07_vgg.ipynb) for VGG). In
 # 2013 Min Lin, Qiang Chen and Shuicheng Yan changed both halves of that design with two
 # small ideas: make each convolution a little neural network of its own, and throw the
 # fully connected layers away. Both ideas are now in almost every CNN.
@@ -89,7 +89,7 @@ META = torch.device("meta")  # for full-size models: shapes and counts, no memor
 #
 # ## 1. History: a network inside the network
 #
-# By 2013 AlexNet (chapter 06) had shown what a deep CNN could do on ImageNet, and
+# By 2013 AlexNet ([chapter 06](06_alexnet.ipynb)) had shown what a deep CNN could do on ImageNet, and
 # everybody's network looked like it. Lin, Chen and Yan, at the National University of
 # Singapore, questioned two of its parts (Lin et al., 2013; published at ICLR 2014).
 #
@@ -113,9 +113,9 @@ META = torch.device("meta")  # for full-size models: shapes and counts, no memor
 # The paper trained NiNs of three mlpconv layers on CIFAR-10, CIFAR-100, SVHN and MNIST
 # and reported the best results of the time on the CIFAR sets (8.81% test error on
 # CIFAR-10 with data augmentation). Its lasting influence is larger than its accuracy:
-# GoogLeNet (chapter 09, 2014) took the 1x1 convolution to cut channels before expensive
+# GoogLeNet ([chapter 09](09_googlenet.ipynb), 2014) took the 1x1 convolution to cut channels before expensive
 # convolutions and the global average pooling at the end; ResNet's bottleneck block
-# (chapter 11), MobileNet's pointwise convolutions (chapter 13) and nearly every modern
+# ([chapter 11](11_resnet.ipynb)), MobileNet's pointwise convolutions ([chapter 13](13_mobilenet.ipynb)) and nearly every modern
 # classifier end the same way. Zhou et al. (2016) turned the class maps into *class
 # activation maps*, one of the first tools to see where a CNN looks.
 #
@@ -453,7 +453,7 @@ for label in recipes:
 # The printout compares the two recipes after the same number of steps and says for
 # each whether its training loss is still within 0.05 of $\ln 10$. (In `smoke` there
 # are too few steps for either to move.) This is not a flaw of NiN's idea but of training a deep ReLU network without batch
-# normalisation (chapter 10) or a suitable initialisation; GoogLeNet and every later
+# normalisation ([chapter 10](10_batch_norm.ipynb)) or a suitable initialisation; GoogLeNet and every later
 # network in this course deal with it one way or another. The `cpu` profile therefore
 # trains with Kaiming initialisation and momentum; `full` keeps d2l's recipe.
 #

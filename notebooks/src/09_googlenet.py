@@ -9,7 +9,7 @@
 # %% [markdown]
 # # 09 · GoogLeNet: going wider with Inception blocks
 #
-# VGG (chapter 07) made networks better by stacking more of the same 3x3 convolutions.
+# VGG ([chapter 07](07_vgg.ipynb)) made networks better by stacking more of the same 3x3 convolutions.
 # The same year, a team at Google asked a different question: at each layer, *which*
 # kernel size is right, 1x1, 3x3 or 5x5? Their answer was "all of them, side by side, and
 # let training decide", and with a cheap trick to afford it (1x1 convolutions that shrink
@@ -19,7 +19,7 @@
 # **What you will learn**
 #
 # - where GoogLeNet came from: Szegedy et al. (2014), ILSVRC 2014, and the ideas it took
-#   from Network in Network (chapter 08);
+#   from Network in Network ([chapter 08](08_nin.ipynb));
 # - the Inception block: four parallel paths (1x1; 1x1 -> 3x3; 1x1 -> 5x5; 3x3 max-pool
 #   -> 1x1) concatenated on channels, and how much the 1x1 "reductions" save, computed;
 # - the network as d2l builds it, five stages `b1` ... `b5` with nine Inception blocks,
@@ -98,7 +98,7 @@ print(f"profile {PROFILE}, device {device}, {torch.get_num_threads()} CPU thread
 #
 # Two ideas shaped it:
 #
-# 1. **Network in Network** (Lin et al., 2013; chapter 08) showed that 1x1 convolutions
+# 1. **Network in Network** (Lin et al., 2013; [chapter 08](08_nin.ipynb)) showed that 1x1 convolutions
 #    are per-pixel fully connected layers, and that global average pooling can replace
 #    the huge fully connected head of AlexNet and VGG. GoogLeNet uses both, the 1x1
 #    convolutions mainly to make its blocks *cheap*.
@@ -109,7 +109,7 @@ print(f"profile {PROFILE}, device {device}, {torch.get_num_threads()} CPU thread
 #    networks; the practical reading is "a wide layer of cheap, varied filters".
 #
 # VGG asked for depth through uniformity; GoogLeNet for width through parallel paths.
-# Both were superseded a year later by ResNet (chapter 11), but the Inception line went on
+# Both were superseded a year later by ResNet ([chapter 11](11_resnet.ipynb)), but the Inception line went on
 # (batch normalisation, factorised convolutions, label smoothing, residual connections;
 # section 9) and its parallel-branch block is still in many networks.
 #
@@ -323,7 +323,7 @@ print(f"\nthe paper's version (real 5x5 kernels, biases, no BN): {count_params(p
 # %% [markdown]
 # The printout shows our torchvision configuration matching both the library and the
 # published count exactly, and the paper's version, with its real 5x5 kernels, a little
-# larger. Compare AlexNet's roughly 61 million parameters (chapter 06): GoogLeNet is
+# larger. Compare AlexNet's roughly 61 million parameters ([chapter 06](06_alexnet.ipynb)): GoogLeNet is
 # deeper and more accurate with about a tenth of them, and its cost of about 1.5 billion
 # multiply-adds is the paper's stated budget.
 #
@@ -435,7 +435,7 @@ print(result.history.round(3).to_string(index=False))
 # %% [markdown]
 # The cell above prints the test accuracy and the curves. Without batch normalisation, a
 # network this deep often sits near the guessing loss ($\ln 10 \approx 2.30$) for a while
-# before it starts to learn, much like the sigmoid LeNet of chapter 05; once it leaves
+# before it starts to learn, much like the sigmoid LeNet of [chapter 05](05_lenet.ipynb); once it leaves
 # the plateau it improves quickly. For comparison, d2l's full-size GoogLeNet at 96 px
 # reaches about 0.9 after 10 epochs; the `full` profile runs that setting.
 #
@@ -545,16 +545,16 @@ fig = viz.plot_kernels(first_conv(model).weight, ncols=16, title="GoogLeNet: ste
 # ## 9. After GoogLeNet: the Inception family
 #
 # - **Inception v2 / BN-Inception** (Ioffe & Szegedy, 2015): batch normalisation after
-#   every convolution (chapter 10), which made training many times faster and the
+#   every convolution ([chapter 10](10_batch_norm.ipynb)), which made training many times faster and the
 #   auxiliary classifiers unnecessary; also the 5x5 convolution replaced by two 3x3 ones.
 # - **Inception v3** (Szegedy et al., 2015b, *Rethinking the Inception Architecture*):
 #   factorised convolutions (a 5x5 as two 3x3, an $n \times n$ as $1 \times n$ followed
 #   by $n \times 1$), label smoothing (exercise 3), and a more careful down-sampling.
 # - **Inception v4 and Inception-ResNet** (Szegedy et al., 2016): Inception blocks with
-#   residual connections (chapter 11), which trained faster still.
+#   residual connections ([chapter 11](11_resnet.ipynb)), which trained faster still.
 # - **Xception** (Chollet, 2017) took the idea to its end: separate the spatial and the
 #   channel mixing completely, with depthwise separable convolutions, which MobileNet
-#   (chapter 13) uses too.
+#   ([chapter 13](13_mobilenet.ipynb)) uses too.
 #
 # ## Summary
 #

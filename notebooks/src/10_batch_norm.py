@@ -13,8 +13,8 @@
 # scale keeps changing, because all the layers before it keep changing. Batch
 # normalisation (BN) fixes the scale where it matters, right before each nonlinearity, with
 # four lines of arithmetic. It let networks train with learning rates that used to blow
-# them up, and together with the residual connections of the next chapter it made
-# networks of a hundred layers routine.
+# them up, and together with the residual connections of the next chapter
+# ([chapter 11](11_resnet.ipynb)) it made networks of a hundred layers routine.
 #
 # **What you will learn**
 #
@@ -111,7 +111,7 @@ print(f"profile {PROFILE}, device {device}, {torch.get_num_threads()} CPU thread
 # ## 2. `batch_norm` from scratch
 #
 # The whole method fits in one function. It lives in `cnnbook` because the tests below
-# and chapter 11's networks rely on it; read it first:
+# and [chapter 11](11_resnet.ipynb)'s networks rely on it; read it first:
 
 # %%
 show_source(batch_norm);
@@ -210,7 +210,7 @@ assert (equality.to_numpy() < 1e-12).all()
 # layer and **before** the activation. (A bias in the layer before a BN is wasted: BN
 # subtracts the mean anyway and $\beta$ provides the shift. d2l keeps the biases, and so do
 # we, to keep its network.) d2l's BN-LeNet puts one after each of LeNet's four hidden
-# layers; unlike chapter 5's LeNet, the first convolution has no padding (28 -> 24 px).
+# layers; unlike [chapter 05](05_lenet.ipynb)'s LeNet, the first convolution has no padding (28 -> 24 px).
 # `bn_lenet(norm=...)` builds it with our layer (`"scratch"`), PyTorch's (`"torch"`), or
 # none (`None`: the same network without BN, our comparison):
 

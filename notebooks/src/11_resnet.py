@@ -90,7 +90,7 @@ print(f"profile {PROFILE}, device {device}, {torch.get_num_threads()} CPU thread
 #
 # VGG (2014) went to 19 layers and GoogLeNet (2014) to 22, both with tricks to get
 # gradients to the bottom (careful initialisation, auxiliary classifiers). Batch
-# normalisation (chapter 10) helped the signal through, yet He et al. (2015) observed that
+# normalisation ([chapter 10](10_batch_norm.ipynb)) helped the signal through, yet He et al. (2015) observed that
 # a plain 56-layer network had *higher training error* than a 20-layer one on CIFAR-10.
 # Overfitting cannot explain that: it is the optimiser failing to find a solution the deep
 # network could express, for instance the 20-layer solution followed by 36 identity
@@ -413,7 +413,7 @@ for name in ("stage1", "stage4"):
 # %% [markdown]
 # ### Explore: every convolution and stage of the trained ResNet
 #
-# The `FeatureMapExplorer` (chapter 05) on this ResNet-18: the stem, each convolution
+# The `FeatureMapExplorer` ([chapter 05](05_lenet.ipynb)) on this ResNet-18: the stem, each convolution
 # inside the residual blocks (and the 1x1 shortcut convolutions where a stage halves the
 # size), and each stage's output, in forward order. For a stage, *one channel* shows the
 # kernel of its last convolution; the map itself is that convolution's output plus the

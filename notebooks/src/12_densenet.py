@@ -9,7 +9,7 @@
 # %% [markdown]
 # # 12 · DenseNet: densely connected networks
 #
-# ResNet (chapter 11) let a block pass its input on by *adding* it to the block's output.
+# ResNet ([chapter 11](11_resnet.ipynb)) let a block pass its input on by *adding* it to the block's output.
 # A year later, Gao Huang, Zhuang Liu, Laurens van der Maaten and Kilian Weinberger asked
 # what happens if a block passes its input on *unchanged*, by concatenating instead of
 # adding, so that every layer can read the feature maps of every layer before it. The
@@ -300,7 +300,7 @@ assert convs + linears == 121
 # %% [markdown]
 # Our DenseNet-BC models must have exactly torchvision's parameter counts and their
 # multiply-adds must match the GFLOPS torchvision publishes with its weights (which count
-# multiply-adds). We add the ResNets of chapter 11 and the ImageNet top-1 accuracies
+# multiply-adds). We add the ResNets of [chapter 11](11_resnet.ipynb) and the ImageNet top-1 accuracies
 # torchvision reports for its pretrained weights, to compare the families:
 
 # %%
@@ -417,7 +417,7 @@ fig = viz.plot_history(result.history, title="DenseNet on Fashion-MNIST")
 # %% [markdown]
 # The cell above the curves prints the test accuracy; the `full` profile runs d2l's
 # setting (growth rate 32 and a 64-channel stem at 96 px, for 10 epochs). It also prints
-# the training speed in images per second: compare it with chapter 11's ResNet-18 run.
+# the training speed in images per second: compare it with [chapter 11](11_resnet.ipynb)'s ResNet-18 run.
 # Multiply-adds do not tell the whole story, since every dense layer first copies the
 # whole concatenation into a new tensor and normalises all of it again.
 #
