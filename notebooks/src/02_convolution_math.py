@@ -23,7 +23,9 @@
 #   channels, and the formula for the output size;
 # - why convolution needs so few parameters, and why two 3x3 layers beat one 5x5;
 # - what hand-made kernels (edges, blur, sharpen) do to real photographs, with two
-#   widgets to experiment: a kernel editor and a convolution-arithmetic explorer.
+#   widgets to experiment: a kernel editor and a convolution-arithmetic explorer;
+# - that an edge kernel can be *learned* from examples by gradient descent, the bridge
+#   from hand-made kernels to a CNN's.
 
 # %%
 import itertools
@@ -90,7 +92,7 @@ print("the photograph:", tuple(camera.shape))
 # right) and one turns into the other. Deep-learning libraries all compute the
 # cross-correlation and call it convolution; since the kernel is learned, the network
 # simply learns the flipped weights, and nothing is lost. The difference matters when you
-# copy a kernel from an image-processing book, and in the backward pass (chapter 04),
+# copy a kernel from an image-processing book, and in the backward pass ([chapter 04](04_losses_backprop.ipynb)),
 # where a true convolution appears.
 #
 # Let us check this on numbers. First the definition of convolution, taken literally. We
@@ -387,7 +389,7 @@ ConvArithmeticExplorer(size=7, kernel_size=3, stride=1, padding=0, dilation=2)
 #
 # **Stride.** A stride of 2 computes every second window in each direction, so the
 # output has about a quarter of the pixels: the usual way to shrink a feature map
-# inside a network (the alternative, pooling, is chapter 03).
+# inside a network (the alternative, pooling, is [chapter 03](03_pooling_activations.ipynb)).
 
 # %%
 blur = preset_kernel("box blur 3x3")
@@ -651,6 +653,48 @@ from cnnbook.widgets.kernel_editor import KernelEditor
 KernelEditor(preset="horizontal edge", photo="camera", size=min(cfg.photo_size, 256))
 
 # %% [markdown]
+# ### From designed to learned kernels
+#
+# A CNN does not take its kernels from a table: it learns them from examples. The
+# smallest demonstration, from *Dive into Deep Learning* (section 7.2): an image that is
+# white with a black vertical band, and as the target the output of the edge kernel
+# $[1, -1]$, which marks the band's left border with $+1$ and its right border with $-1$.
+# Starting from random weights, can gradient descent find the kernel from the input and
+# the target alone? The loop below is the whole of training: predict with the current
+# kernel, measure the squared error, let autograd compute the gradient, step against it.
+
+# %%
+X_band = torch.ones(6, 8)
+X_band[:, 2:6] = 0                          # black band in columns 2-5
+K_edge = torch.tensor([[1.0, -1.0]])
+Y_band = corr2d(X_band, K_edge)             # the target: +1 / -1 at the band's borders
+print(Y_band)
+
+torch.manual_seed(0)
+learner = nn.Conv2d(1, 1, kernel_size=(1, 2), bias=False)   # random initial kernel
+print("initial kernel:", learner.weight.data.flatten())
+learn_steps, learn_lr = 30, 0.03
+for step in range(1, learn_steps + 1):
+    loss = ((learner(X_band[None, None]) - Y_band[None, None]) ** 2).sum()
+    learner.zero_grad()
+    loss.backward()
+    with torch.no_grad():
+        learner.weight -= learn_lr * learner.weight.grad
+    if step % 5 == 0:
+        print(f"step {step:2d}: loss {loss.item():.5f}, kernel {learner.weight.data.flatten().tolist()}")
+learned = learner.weight.data.reshape(1, 2)
+print("learned kernel:", learned)
+assert torch.allclose(learned, K_edge, atol=0.01), learned
+
+# %% [markdown]
+# The printout shows the loss falling step by step, and the kernel the loop ends with is
+# within 0.01 of $[1, -1]$ (the cell asserts it): the edge detector was recovered from
+# examples of what it does. A network does the same with many kernels at once, and with
+# a target that is not the output of a known kernel but the right class of each image;
+# the kernels it ends up with are whatever makes that class easiest to read, which in the
+# first layer often turns out to be edge and blob detectors much like the ones above
+# ([chapter 20](20_seeing_inside.ipynb) measures how Gabor-like they are).
+#
 # ## 9. How fast is each implementation?
 #
 # All three implementations compute the same numbers. Here they race on the same
@@ -781,7 +825,7 @@ fft_table.round(3)
 # **Exercise 1 (full convolution).** scipy's `convolve2d(X, K, mode="full")` computes the
 # true convolution at every position where kernel and image overlap at all, so the output
 # is $(H + k_h - 1) \times (W + k_w - 1)$. Implement it with a single call of `F.conv2d`
-# (think about the flip and the padding). Chapter 04 will meet this operation again: it is
+# (think about the flip and the padding). [Chapter 04](04_losses_backprop.ipynb) will meet this operation again: it is
 # how the gradient flows back to the input of a convolutional layer.
 
 # %% nbgrader={"grade": false, "grade_id": "ex-02-full-convolution", "locked": false, "schema_version": 3, "solution": true, "task": false}
