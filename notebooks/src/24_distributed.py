@@ -70,7 +70,7 @@ KNOBS = {
                   bench_limit=512, bench_batch=32, bench_epochs=1, exp_batches=(8, 64),
                   exp_limit=256, run_cli=False, cli_limit=200, cli_epochs=1, cli_test_limit=200),
     "cpu":   dict(eq_n=1024, eq_batch=32, eq_epochs=2, bench_dataset="cifar10",
-                  bench_model="resnet20", bench_limit=2_000, bench_batch=64, bench_epochs=1,
+                  bench_model="resnet20", bench_limit=1_280, bench_batch=64, bench_epochs=1,
                   exp_batches=(8, 128), exp_limit=1_024, run_cli=True, cli_limit=2_000,
                   cli_epochs=2, cli_test_limit=2_000),
     "full":  dict(eq_n=4096, eq_batch=64, eq_epochs=3, bench_dataset="cifar10",
@@ -316,8 +316,10 @@ print(pd.DataFrame(rows).to_string(index=False))
 # 3. two processes of 1 thread each under DDP, each with half of every global batch.
 #
 # Besides the wall-clock seconds and examples per second, the table gives the CPU seconds
-# the run's processes spent (summed over both ranks for DDP): what the run cost, however
-# the cores were shared with other programs.
+# the run's processes spent (summed over both ranks for DDP). All three runs train the same
+# model on the same global batches, so they reach the same loss (up to batch norm, whose
+# statistics each DDP rank computes on its half of the batch): the cell after the
+# explanation checks it, so the comparison is of speed alone.
 
 # %%
 bench = dict(dataset=cfg.bench_dataset, model=cfg.bench_model, limit=cfg.bench_limit,
@@ -344,10 +346,10 @@ speedup_threads = table["speed-up vs 1 process, 1 thread"].iloc[1]
 
 # %% [markdown]
 # The table above is this machine's answer (the numbers change with its load: other
-# programs share the same two cores). Two processes on two cores cannot be twice as fast as
-# one process with one thread: they have two cores' worth of compute at most, and they pay
-# for communication on top (compare the CPU seconds). Against one process that already uses
-# both cores through threads, three things work against them:
+# programs share the same two cores). On a machine of their own, two processes on two cores
+# cannot be twice as fast as one process with one thread: they have two cores' worth of
+# compute at most, and communication and a second Python come on top. Against one process
+# that already uses both cores through threads, three things work against them:
 #
 # - **the cores are the same**: a one-process run with 2 threads already keeps both cores
 #   busy in the large convolutions; DDP only moves the parallelism from inside each
@@ -361,9 +363,11 @@ speedup_threads = table["speed-up vs 1 process, 1 thread"].iloc[1]
 # On a machine shared with other programs the comparison is skewed further: the operating
 # system gives every runnable process (or thread) its share of the cores, so two processes,
 # or two threads, can simply grab more of the contested cores than one thread does, and the
-# load can change between the runs. That is a bigger slice of the machine, not parallel
-# speed: rerun the cell and compare the load averages printed with the table. Threads
-# suffer most: the two threads of one operation wait for each other at its end, so whenever
+# load can change between the runs, so the wall-clock speed-up can even pass 2. That is a
+# bigger slice of the machine, not parallel speed: rerun the cell and compare the load
+# averages printed with the table. Even the CPU seconds move with the load (a core that
+# other programs share computes more slowly: its caches, and the hyper-threads that share
+# one physical core). Threads suffer most: the two threads of one operation wait for each other at its end, so whenever
 # the system hands one of the cores to another program, the other thread waits; on a busy
 # machine one process with 2 threads can be slower than with 1, while two processes of one
 # thread each only lose their own share.
@@ -380,9 +384,10 @@ print(f"2 processes vs 1 process 1 thread: x{speedup_ddp:.2f}; "
       f"1 process with {int(table.threads[1])} threads: x{speedup_threads:.2f}; "
       f"2 processes vs 1 process with all threads: x{speedup_ddp / speedup_threads:.2f}; "
       f"CPU seconds of 2 processes / 1 process 1 thread: "
-      f"{table.cpu_seconds[2] / table.cpu_seconds[0]:.2f}")
-if PROFILE != "smoke":   # two cores' worth at most, communication on top: never twice as fast
-    assert speedup_ddp < 2
+      f"{table.cpu_seconds[2] / table.cpu_seconds[0]:.2f}; largest train-loss difference "
+      f"between the three runs {table.train_loss.sub(table.train_loss[0]).abs().max():.3f}")
+# the same training three ways: the same loss up to summation order and per-rank batch norm
+assert table.train_loss.sub(table.train_loss[0]).abs().max() < 0.05
 
 # %% [markdown]
 # ## 7. From the command line: `torchrun`
@@ -585,9 +590,14 @@ print("experiment recorded; now explain it below")
 #
 # *One answer:* with a tiny batch per process most of each step is fixed cost (Python,
 # launching kernels, the all-reduce of the whole gradient, which is the same size whatever
-# the batch), so two processes gain little or even lose; with a larger batch the computation
-# dominates and the communication is amortised over more examples, so the speed-up rises
-# towards what two cores can give. On a loaded machine the numbers are noisy: rerun them.
+# the batch), so on an idle machine two processes gain little or even lose; with a larger
+# batch the computation dominates and the communication is amortised over more examples, so
+# the speed-up rises towards what two cores can give. On a shared machine the wall clock also
+# measures how much of the cores each run was given: two processes get two shares of the
+# contested cores, and the load changes from one run to the next, so a speed-up above 2, or
+# one that falls as the batch grows, tells you about the other programs, not about DDP. The
+# CPU seconds `bench_rank` returns (`cpu_seconds`) show the cost without the sharing: rerun
+# the experiment and compare them.
 
 # %% [markdown]
 # ## Summary
