@@ -243,6 +243,10 @@ def prepare_qat(model: nn.Module, example: torch.Tensor, reduce_range: bool | No
 
     graph = export_model(model, example, train=True)   # a copy trains; the original stays
     prepared = prepare_qat_pt2e(graph, x86_quantizer(qat=True, reduce_range=reduce_range))
+    # The graph was exported in train mode: record it, or the first .train() rewrites every
+    # batch norm into what it already is (torchao re-exports its patterns for that: seconds).
+    from torchao.quantization.pt2e import export_utils
+    setattr(prepared, getattr(export_utils, "_EXPORTED_TRAINING_ATTR", "_exported_training"), True)
     return allow_exported_model_train_eval(prepared)
 
 

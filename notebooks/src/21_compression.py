@@ -402,18 +402,19 @@ qat_train, _ = cnnbook.load_data("cifar10", batch_size=ref.settings["batch_size"
                                  augment=True, device="cpu")
 qat_model = quantize.prepare_qat(model, next(iter(qat_train))[0])
 cnnbook.seed_everything(0)
-qat_fit = cnnbook.fit(qat_model, qat_train, test_iter, epochs=cfg.qat_epochs, lr=cfg.qat_lr,
+# no test set during QAT: it is evaluated once, below (every switch of an exported graph
+# between train and eval mode rewrites its batch norms, which takes seconds)
+qat_fit = cnnbook.fit(qat_model, qat_train, None, epochs=cfg.qat_epochs, lr=cfg.qat_lr,
                       optimizer=optim.sgd(cfg.qat_lr, momentum=0.9, weight_decay=5e-4),
                       device="cpu", name="qat-resnet20", chapter="21", profile=PROFILE,
                       live_plot=False)
 t0 = time.perf_counter()
 if cfg.qat_convert:
     qat_int8 = quantize.convert_qat(qat_model)
-    qat_acc = accuracy(qat_int8, test_iter)
 else:
     qat_model.eval()          # fake quantisation stays; batch norm uses its running statistics
     qat_int8 = qat_model
-    qat_acc = qat_fit.test_acc    # fit's last evaluation: this model, on the same test images
+qat_acc = accuracy(qat_int8, test_iter)
 print(f"QAT: {qat_train.num_examples:,} images x {cfg.qat_epochs} epoch(s) in "
       f"{qat_fit.seconds:.0f} s; " + (f"converted in {time.perf_counter() - t0:.0f} s; int8"
       if cfg.qat_convert else "fake-quantised (not converted in this profile)") +

@@ -131,6 +131,25 @@ def test_one_export_serves_several_recipes():
         assert torch.equal(static(x), fresh(x))
 
 
+def _bn_training_flags(graph_module):
+    return [n.args[5] for n in graph_module.graph.nodes if "batch_norm" in str(n.target)]
+
+
+def test_qat_graph_starts_in_train_mode():
+    """prepare_qat's graph is in train mode already: .train() leaves it alone, .eval() swaps
+    batch norm to its running statistics and .train() swaps it back."""
+    net = _tiny_net()
+    prepared = Q.prepare_qat(net, torch.randn(8, 3, 8, 8))
+    code = prepared.code
+    assert _bn_training_flags(prepared) == [True]       # batch statistics
+    prepared.train()
+    assert prepared.code == code                        # not rewritten
+    prepared.eval()
+    assert _bn_training_flags(prepared) == [False]      # running statistics
+    prepared.train()
+    assert _bn_training_flags(prepared) == [True]
+
+
 def test_qat_trains_and_converts():
     net = _tiny_net()
     x, y = torch.randn(16, 3, 8, 8), torch.randint(0, 4, (16,))
