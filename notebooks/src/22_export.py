@@ -95,7 +95,7 @@ KNOBS = {
                   compile_backend="eager", cold_kinds=("onnxruntime",), exercise_batch=8,
                   bf16_images=64, sweep_compile=False),
     "cpu":   dict(check_images=2_000, batch_sizes=(1, 4, 16, 64, 256), threads=(1, 2),
-                  repeats=15, warmup=3, compile_backend="inductor", bf16_images=None,
+                  repeats=8, warmup=2, compile_backend="inductor", bf16_images=500,
                   sweep_compile=True,
                   cold_kinds=("eager", "torchscript", "export", "onnxruntime", "predictor",
                               "compile"), exercise_batch=64),
