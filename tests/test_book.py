@@ -38,6 +38,16 @@ def test_table_lists_every_run_with_its_measured_numbers(book, results_dir):
     assert "cpu (2 threads)" in lines[-1]
 
 
+def test_a_run_without_a_test_set_has_an_empty_accuracy(book, results_dir):
+    _run("bench", "24", None, 30.0)
+    _run("toy", "24", 1.0, 12.0)
+    (results_dir / "cpu" / "_timings.json").write_text(json.dumps(
+        {"24_distributed": {"seconds": 180.0, "status": "ok"}}))
+    lines = book.table("cpu").splitlines()
+    assert "| 24_distributed | bench (3 ep) |  | 0.5 | 3.0 |" in lines
+    assert "|  | toy (3 ep) | 1.000 | 0.2 |  |" in lines
+
+
 def test_publish_then_table_reads_the_published_records(book, results_dir):
     _run("alexnet", "06", 0.85, 120.0)
     (results_dir / "cpu" / "_timings.json").write_text(json.dumps(

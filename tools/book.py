@@ -95,7 +95,8 @@ def table(profile: str) -> str:
             lines.append(f"| {stem} | (no training) | | | {nb_min} |")
             continue
         for i, (_, r) in enumerate(chapter_runs.sort_values("name").iterrows()):
-            acc = "" if r.get("test_acc") is None else f"{r['test_acc']:.3f}"
+            acc = r.get("test_acc")   # None in the record, NaN in the frame: a run without a test
+            acc = "" if acc is None or acc != acc else f"{acc:.3f}"
             lines.append(f"| {stem if i == 0 else ''} | {r['name']} ({int(r['epochs'])} ep) | "
                          f"{acc} | {r['seconds'] / 60:.1f} | {nb_min if i == 0 else ''} |")
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
