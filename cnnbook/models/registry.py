@@ -33,7 +33,7 @@ from cnnbook.models.vgg import vgg11, vgg16
 from cnnbook.models.vit import vit_b_16
 
 __all__ = ["Architecture", "ARCHITECTURES", "IMAGENET_INPUT", "MAKE_BOOK", "get", "input_at",
-           "chapter_architectures", "torchvision_meta", "cost_table", "latency_table",
+           "chapter_architectures", "torchvision_meta", "cost_table", "macs_at", "latency_table",
            "fashion_table"]
 
 IMAGENET_INPUT = (1, 3, 224, 224)
@@ -166,8 +166,9 @@ def torchvision_meta(builder: str, weights: str = "IMAGENET1K_V1") -> dict:
             "weights": f"{builder}: {weights}"}
 
 
-def _cost(arch: Architecture) -> tuple[int, int]:
-    """Parameters and multiply-adds of the registry configuration, on the meta device.
+def _cost(arch: Architecture, side: int | None = None) -> tuple[int, int]:
+    """Parameters and multiply-adds of the registry configuration (one image at ``side`` px,
+    see ``input_at``; default: its ``input_size``), on the meta device.
 
     A ViT computes its attention with the written-out matrix products here: the counter
     cannot see inside PyTorch's fused attention kernel on a CPU, and counts the same
@@ -179,7 +180,14 @@ def _cost(arch: Architecture) -> tuple[int, int]:
         model = arch.build()
     if hasattr(model, "set_fused_attention"):
         model.set_fused_attention(False)
-    return count_params(model), count_macs(model, arch.input_size)
+    shape = arch.input_size if side is None else input_at(arch, side)
+    return count_params(model), count_macs(model, shape)
+
+
+def macs_at(arch: Architecture, side: int) -> int:
+    """Multiply-adds of one image at ``side`` px (28 px networks and ViT-B/16 keep their own
+    size), counted as ``cost_table`` counts them."""
+    return _cost(arch, side)[1]
 
 
 def cost_table(archs: Sequence[Architecture] | None = None):

@@ -46,7 +46,7 @@ import cnnbook
 from cnnbook import viz
 from cnnbook.inspect import first_conv
 from cnnbook.models.registry import (ARCHITECTURES, Architecture, cost_table, fashion_table,
-                                     get, input_at, latency_table, torchvision_meta)
+                                     get, latency_table, macs_at, torchvision_meta)
 from cnnbook.profiling import count_macs, count_params
 from cnnbook.results import collect
 from cnnbook.summary import show_source
@@ -355,19 +355,14 @@ for key in ("vit_b_16", "convnext_tiny"):
 # sees, and once with a big batch, the throughput a server sees.
 
 # %%
-def macs_at(arch: Architecture, side: int) -> float:
-    """GMACs of one image at `side` px (28 px networks and ViT-B/16 keep their own size).
-
-    On the meta device the counter sees attention's products even in the fused kernel
-    (tests/models/test_registry.py checks it against the hand count)."""
-    with torch.device("meta"):
-        model = arch.build()
-    return count_macs(model, input_at(arch, side)) / 1e9
+def gmacs_at(arch: Architecture, side: int) -> float:
+    """GMACs of one image at `side` px (28 px networks and ViT-B/16 keep their own size)."""
+    return macs_at(arch, side) / 1e9
 
 
 B = cfg.big_batch
 lat_archs = [get(k) for k in cfg.latency] if cfg.latency else list(ARCHITECTURES)
-batch_gmacs = {a.name: B * macs_at(a, cfg.side_big) for a in lat_archs}
+batch_gmacs = {a.name: B * gmacs_at(a, cfg.side_big) for a in lat_archs}
 big_archs = [a for a in lat_archs if cfg.big_gmacs is None or batch_gmacs[a.name] <= cfg.big_gmacs]
 skipped = [a.name for a in lat_archs if a not in big_archs]
 for name in ("VGG-16", "ViT-B/16"):
@@ -411,7 +406,7 @@ timed_big = lat_big.set_index("architecture").reindex(lat_1["architecture"])
 speed = pd.DataFrame({
     "architecture": lat_1["architecture"],
     "input (batch 1)": lat_1["input"],
-    "GMACs/image (batch 1)": [macs_at(a, cfg.side_1) for a in lat_archs],
+    "GMACs/image (batch 1)": [gmacs_at(a, cfg.side_1) for a in lat_archs],
     "ms (batch 1)": lat_1["ms"],
     f"input (batch {B})": timed_big["input"].fillna("not timed").to_numpy(),
     f"GMACs/image (batch {B})": [batch_gmacs[a.name] / B if a in big_archs else math.nan

@@ -162,3 +162,14 @@ def test_latency_table_against_a_model_of_known_cost():
     assert 8.0 <= row["ms"] and 2.0 <= row["ms_per_image"] == pytest.approx(row["ms"] / 4)
     assert row["images_per_s"] <= 500 and row["images_per_s"] == pytest.approx(
         1000 / row["ms_per_image"])   # images, not batches, per second
+
+
+def test_macs_at_a_side_scales_with_the_pixels_and_keeps_fixed_inputs():
+    from cnnbook.models.registry import macs_at
+
+    r18 = get("resnet18")
+    full, half = macs_at(r18, 224), macs_at(r18, 112)
+    assert abs(full / 1e9 - cost_table([r18]).iloc[0]["gmacs"]) < 1e-3   # the table's count
+    assert 3.5 < full / half < 4.5                       # a quarter of the pixels, about
+    vit = get("vit_b_16")
+    assert macs_at(vit, 112) == macs_at(vit, 224)        # ViT-B/16 keeps its 224 px
