@@ -523,6 +523,9 @@ def _record(history, totals, model, device, train_iter, name, chapter, profile, 
     """The JSON result record of a run; its metrics are those of the weights the model holds."""
     last = history[restored_epoch - 1] if restored_epoch else (history[-1] if history else {})
     seconds = totals["train_seconds"]
+    tested = [row for row in history if row.get("test_acc") is not None]
+    best = max(tested, key=lambda row: row["test_acc"]) if tested else {}  # one noisy last
+    # epoch should not carry a comparison alone: the record keeps the best epoch beside it
     return {
         "name": name, "chapter": chapter, "model": type(model).__name__, "profile": profile,
         "device": describe_device(device), "epochs": len(history), "lr": lr,
@@ -530,7 +533,8 @@ def _record(history, totals, model, device, train_iter, name, chapter, profile, 
         "train_examples": getattr(train_iter, "num_examples", None),
         "params": sum(p.numel() for p in model.parameters()),
         "train_loss": last.get("train_loss"), "train_acc": last.get("train_acc"),
-        "test_acc": last.get("test_acc"), "seconds": totals["wall"], "train_seconds": seconds,
+        "test_acc": last.get("test_acc"), "best_test_acc": best.get("test_acc"),
+        "best_epoch": best.get("epoch"), "seconds": totals["wall"], "train_seconds": seconds,
         "examples_per_sec": totals["train_examples"] / seconds if seconds > 0 else 0.0,
         "precision": precision, "clip_grad_norm": clip_grad_norm,
         "interrupted": interrupted, "diverged": diverged,

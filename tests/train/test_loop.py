@@ -47,6 +47,21 @@ def test_fit_learns_and_records(results_dir):
     assert rec["examples_per_sec"] > 0 and rec["params"] == sum(p.numel() for p in _model().parameters())
 
 
+def test_record_keeps_the_best_epoch_beside_the_last():
+    from cnnbook.train.loop import _record
+
+    history = [{"epoch": 1, "train_loss": 1.0, "test_acc": 0.50},
+               {"epoch": 2, "train_loss": 0.8, "test_acc": 0.81},
+               {"epoch": 3, "train_loss": 0.7, "test_acc": 0.74}]
+    totals = {"train_seconds": 2.0, "train_examples": 100, "wall": 3.0}
+    args = (totals, _model(), torch.device("cpu"), None, "toy", "00", "smoke", 0.1, "fp32", None, None)
+    rec = _record(history, *args)
+    assert (rec["test_acc"], rec["best_test_acc"], rec["best_epoch"]) == (0.74, 0.81, 2)
+    untested = [{k: v for k, v in row.items() if k != "test_acc"} for row in history]
+    rec = _record(untested, *args)
+    assert rec["best_test_acc"] is None and rec["best_epoch"] is None
+
+
 def test_fit_is_repeatable(results_dir):
     runs = []
     for _ in range(2):
