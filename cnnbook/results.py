@@ -100,3 +100,43 @@ def publish(profile: str) -> list[Path]:
         _write_json_atomic(record, path)
         copied.append(path)
     return copied
+
+
+# d2l's published Fashion-MNIST test accuracies (d2l.ai, PyTorch edition, chapter 8 "Modern
+# Convolutional Neural Networks" and 7.6 for LeNet): 10 epochs on a GPU, at 224 px (AlexNet,
+# VGG-11 with channels / 4, NiN) or 96 px (GoogLeNet, ResNet-18, DenseNet), as the book's
+# rendered notebooks print them. d2l has no MobileNet chapter: its row is the course's own
+# target for MobileNet V2, marked as such. Keyed by the run name the chapters give ``fit``.
+D2L_FASHION_MNIST: dict[str, tuple[float, str]] = {
+    "lenet5": (0.776, "d2l 7.6, 10 epochs"),
+    "alexnet": (0.879, "d2l 8.1, 224 px, 10 epochs"),
+    "vgg11": (0.916, "d2l 8.2, 224 px, channels / 4, 10 epochs"),
+    "nin": (0.865, "d2l 8.3, 224 px, 10 epochs"),
+    "googlenet": (0.888, "d2l 8.4, 96 px, 10 epochs"),
+    "resnet18": (0.919, "d2l 8.6, 96 px, 10 epochs"),
+    "densenet": (0.891, "d2l 8.7, 96 px, 10 epochs"),
+    "mobilenet_v2": (0.900, "no d2l chapter: the course's target"),
+}
+
+
+def against_d2l(record: dict, tolerance: float = 0.02) -> str:
+    """One line comparing a run's record with d2l's published accuracy for the same network.
+
+    Gives the last and the best epoch's test accuracy, the training minutes, d2l's figure and
+    the gap in points, and whether the run is within ``tolerance`` of it (the cpu profile's
+    goal: d2l's GPU accuracy less two points in at most ten minutes of training).
+    """
+    name, acc = record.get("name"), record.get("test_acc")
+    if acc is None:
+        return f"{name}: no test accuracy in this run's record"
+    minutes = (record.get("seconds") or 0.0) / 60
+    best = record.get("best_test_acc")
+    best_text = f" (best epoch {best:.3f})" if best is not None else ""
+    line = f"{name}: test accuracy {acc:.3f}{best_text} after {minutes:.1f} min of training"
+    if name not in D2L_FASHION_MNIST:
+        return line + "; d2l publishes no figure for it"
+    ref, source = D2L_FASHION_MNIST[name]
+    gap = 100 * (acc - ref)
+    verdict = "within" if gap >= -100 * tolerance else "more than"
+    return (f"{line}; d2l on a GPU: {ref:.3f} ({source}): {gap:+.1f} points, {verdict} "
+            f"{100 * tolerance:.0f} points of it")

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cnnbook.files import atomic_write  # noqa: E402
-from cnnbook.results import collect, publish, published_dir, results_dir  # noqa: E402
+from cnnbook.results import (D2L_FASHION_MNIST, collect, publish, published_dir,  # noqa: E402
+                             results_dir)
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -84,21 +85,27 @@ def publish_profile(profile: str) -> None:
 def table(profile: str) -> str:
     timings = read_timings(profile)
     runs = collect(profile, published=True)
-    lines = ["| chapter | training run | test accuracy | training min | notebook min |",
-             "|---|---|---|---|---|"]
+    lines = ["| chapter | training run | test accuracy | best epoch | d2l (GPU) | training min "
+             "| notebook min |", "|---|---|---|---|---|---|---|"]
     for stem in sorted(timings):
         t = timings[stem]
         chapter_runs = (runs[runs["chapter"].astype(str) == stem[:2]]
                         if not runs.empty and "chapter" in runs else [])
         nb_min = f"{t['seconds'] / 60:.1f}" + ("" if t["status"] == "ok" else f" ({t['status']})")
         if len(chapter_runs) == 0:
-            lines.append(f"| {stem} | (no training) | | | {nb_min} |")
+            lines.append(f"| {stem} | (no training) | | | | | {nb_min} |")
             continue
         for i, (_, r) in enumerate(chapter_runs.sort_values("name").iterrows()):
             acc = r.get("test_acc")   # None in the record, NaN in the frame: a run without a test
             acc = "" if acc is None or acc != acc else f"{acc:.3f}"
+            best, epoch = r.get("best_test_acc"), r.get("best_epoch")  # absent in older records
+            best = "" if best is None or best != best else f"{best:.3f} (ep {int(epoch)})"
+            d2l = D2L_FASHION_MNIST.get(r["name"])
+            d2l = "" if d2l is None else f"{d2l[0]:.3f}" + ("" if r["name"] != "mobilenet_v2"
+                                                            else " (target)")
             lines.append(f"| {stem if i == 0 else ''} | {r['name']} ({int(r['epochs'])} ep) | "
-                         f"{acc} | {r['seconds'] / 60:.1f} | {nb_min if i == 0 else ''} |")
+                         f"{acc} | {best} | {d2l} | {r['seconds'] / 60:.1f} | "
+                         f"{nb_min if i == 0 else ''} |")
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
     devices = sorted(set(runs["device"])) if not runs.empty and "device" in runs else []
     lines.append("")
