@@ -44,6 +44,8 @@ FACTORIES: dict[str, callable] = {
     "GradCAMExplorer": lambda cls: cls(_small_resnet(), torch.rand(2, 3, 32, 32),
                                        class_names=[str(i) for i in range(10)]),
     "KernelEditor": lambda cls: cls(size=48),
+    "MultiplierExplorer": lambda cls: cls(alpha=0.25, resolution=32, alphas=(0.25, 0.5),
+                                          resolutions=(32, 64), repeats=1),
     "TransferCurveExplorer": lambda cls: cls(_transfer_table()),
     "InferenceExplorer": lambda cls: cls(_sweep_table()),
     "QuantizationExplorer": lambda cls: cls(_small_resnet()),
