@@ -319,6 +319,32 @@ assert torch.allclose(w.detach(), paths["lr 1.5"][-1])
 print("torch.optim.SGD ends where our loop ends:", w.detach().numpy().round(6))
 
 # %% [markdown]
+# ### Explore: one learning rate for two curvatures
+#
+# The explorer below runs the same descent on the same valley (built from this section's
+# $H$, $b$ and $c$) for any learning rate, number of steps and momentum. The left panel
+# draws the path with the two eigenvectors through the minimum; the right one the error
+# along each eigenvector per step on a log scale, measured (solid) over the factor
+# predicted from the eigenvalues (dotted), so a straight line is a constant factor per
+# step. The title above the right panel gives the single rate that makes the slower of the
+# two directions as fast as it can be. Look for the rate at which the steep direction's
+# line turns upwards and the title says "diverges", and compare it with the best rate:
+# past the best rate the zig-zag across the valley, not the crawl along it, sets the pace.
+# Then add momentum: it lets the flat direction move faster and widens the range of stable
+# rates, at the price of oscillation.
+
+# %%
+from cnnbook.widgets.descent import DescentExplorer
+
+descent = DescentExplorer(H, b, c, w0=w0.numpy(), lr=0.2, steps=cfg.gd_steps, xlim=(-3, 5),
+                          ylim=(-6, 3))
+s = descent.state
+print(f"eigenvalues {s['eigenvalues'][0]:.3f} and {s['eigenvalues'][1]:.3f}; best single "
+      f"rate {s['best_lr']:.2f} (error x{s['best_rate']:.3f} per step in the slower direction)")
+assert abs(s["best_lr"] - 2 / lam.sum()) < 1e-2 * s["best_lr"]
+descent
+
+# %% [markdown]
 # ## 4. Backward through a convolution
 #
 # A convolutional layer ([chapter 02](02_convolution_math.ipynb)'s cross-correlation) computes, for a single channel,
