@@ -49,6 +49,8 @@ from cnnbook.models.densenet import (DENSENET_CONFIGS, DenseBlock, DenseNet, con
                                      transition_block)
 from cnnbook.models.resnet import resnet, resnet_stem
 from cnnbook.profiling import count_macs, count_params
+from cnnbook.results import against_d2l
+from cnnbook.train.recipes import recipe
 from cnnbook.summary import layer_shapes, shape_table, show_source
 
 # %% tags=["parameters"]
@@ -56,20 +58,21 @@ from cnnbook.config import active_profile
 PROFILE = active_profile()  # "smoke", "cpu" or "full"; CNNBOOK_PROFILE sets the default
 KNOBS = {
     # main run: a DenseNet with growth_rate, init_channels (stem width), block_config
-    # (dense layers per block), small_input (28 px stem), resize, epochs, lr, batch_size;
+    # (dense layers per block), small_input (28 px stem), resize, epochs, lr, batch_size,
+    # recipe (cnnbook.train.recipes: "d2l" = d2l's plain SGD, "laptop" = Part III's);
     # mem_layers: dense-block lengths whose training memory we measure; cost_size: image
     # size for the variant and memory tables (224 = ImageNet; smaller is faster, similar
     # ratios); imagenet: models checked against torchvision (at 224 px)
     "smoke": dict(epochs=1, limit=512, batch_size=128, resize=None, small_input=True,
                   growth_rate=8, init_channels=16, block_config=(2, 2, 2, 2), lr=0.1,
-                  mem_layers=(1, 2, 4, 6), cost_size=64, imagenet=("densenet121",)),
-    "cpu":   dict(epochs=2, limit=None, batch_size=128, resize=None, small_input=True,
+                  recipe="laptop", mem_layers=(1, 2, 4, 6), cost_size=64, imagenet=("densenet121",)),
+    "cpu":   dict(epochs=3, limit=None, batch_size=128, resize=None, small_input=True,
                   growth_rate=12, init_channels=24, block_config=(4, 4, 4, 4), lr=0.1,
-                  mem_layers=(1, 2, 4, 8, 12, 16), cost_size=224,
+                  recipe="laptop", mem_layers=(1, 2, 4, 8, 12, 16), cost_size=224,
                   imagenet=("densenet121", "densenet169", "densenet201", "resnet50", "resnet101")),
     "full":  dict(epochs=10, limit=None, batch_size=256, resize=96, small_input=False,
                   growth_rate=32, init_channels=64, block_config=(4, 4, 4, 4), lr=0.1,
-                  mem_layers=(1, 2, 4, 8, 12, 16, 24), cost_size=224,
+                  recipe="d2l", mem_layers=(1, 2, 4, 8, 12, 16, 24), cost_size=224,
                   imagenet=("densenet121", "densenet169", "densenet201", "resnet50", "resnet101")),
 }
 
@@ -406,17 +409,23 @@ print(f"DenseNet: k = {cfg.growth_rate}, stem {cfg.init_channels} channels, bloc
       f"{cfg.block_config}: {count_params(model):,} parameters, "
       f"{count_macs(model, (1, 1, size, size)) / 1e6:,.1f} M multiply-adds per image")
 print(f"channels after each block: {[model.get_submodule(f'block{i}').out_channels for i in range(1, len(cfg.block_config) + 1)]}")
-result = cnnbook.fit(model, train_iter, test_iter, epochs=cfg.epochs, lr=cfg.lr,
-                     name="densenet", chapter="12")
-print(f"test accuracy {result.test_acc:.3f} after {cfg.epochs} epoch(s), {result.seconds:.0f} s, "
-      f"{result.examples_per_sec:,.0f} images/s")
+how = recipe(cfg.recipe)
+print(f"recipe {how.name!r}: {how.summary}")
+result = cnnbook.fit(model, train_iter, test_iter, epochs=cfg.epochs, name="densenet",
+                     chapter="12", **how.fit_kwargs(cfg.lr), extra=how.describe())
+print(against_d2l(result.record))
+print(f"{result.examples_per_sec:,.0f} training images/s")
 
 # %%
 fig = viz.plot_history(result.history, title="DenseNet on Fashion-MNIST")
 
 # %% [markdown]
-# The cell above the curves prints the test accuracy; the `full` profile runs d2l's
-# setting (growth rate 32 and a 64-channel stem at 96 px, for 10 epochs). It also prints
+# The cell above the curves prints the test accuracy beside d2l's; the `full` profile runs
+# d2l's setting (growth rate 32 and a 64-channel stem at 96 px, for 10 epochs of plain SGD
+# at a constant rate). The `cpu` profile trains a narrower network on 28 px images for
+# three epochs with the recipe of Part III ([chapter 18](18_training_recipes.ipynb)):
+# momentum, weight decay, a one-cycle schedule that ends annealed, and label smoothing,
+# which buy in minutes most of what width and resolution cost. It also prints
 # the training speed in images per second: compare it with [chapter 11](11_resnet.ipynb)'s ResNet-18 run.
 # Multiply-adds do not tell the whole story, since every dense layer first copies the
 # whole concatenation into a new tensor and normalises all of it again.
