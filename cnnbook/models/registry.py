@@ -249,9 +249,13 @@ def latency_table(archs: Sequence[Architecture] | None = None, side: int = 224,
 def fashion_table(records, profile: str = "cpu", archs: Sequence[Architecture] | None = None):
     """One row per chapter: its main Fashion-MNIST run read from ``records`` (the DataFrame
     of ``cnnbook.results.collect``), or, when the record is missing, NaN and a note saying
-    how to produce it. Never invents a number.
+    how to produce it. Never invents a number. ``d2l_acc`` is d2l's published GPU accuracy
+    for the same network (``cnnbook.results.D2L_FASHION_MNIST``; NaN where d2l has none) and
+    ``recipe`` the training recipe the record names ("d2l" for records that predate it).
     """
     import pandas as pd
+
+    from cnnbook.results import D2L_FASHION_MNIST
 
     archs = list(archs) if archs is not None else chapter_architectures()
     have = {}
@@ -265,10 +269,12 @@ def fashion_table(records, profile: str = "cpu", archs: Sequence[Architecture] |
     for arch in archs:
         r = have.get((arch.chapter, arch.record))
         row = {"chapter": arch.chapter, "architecture": arch.record_model or arch.name,
-               "record": arch.record}
+               "record": arch.record,
+               "d2l_acc": D2L_FASHION_MNIST.get(arch.record, (math.nan, ""))[0]
+               if arch.record != "mobilenet_v2" else math.nan}   # its row is a target only
         if r is None:
             row.update(test_acc=math.nan, minutes=math.nan, epochs=math.nan, params=math.nan,
-                       examples_per_sec=math.nan, source="missing",
+                       examples_per_sec=math.nan, recipe="", source="missing",
                        note=f"no {profile} record: run `{MAKE_BOOK.format(profile=profile)}` "
                             f"(or chapter {arch.chapter} in the {profile} profile)")
         else:
@@ -276,6 +282,7 @@ def fashion_table(records, profile: str = "cpu", archs: Sequence[Architecture] |
                        minutes=float(r.get("seconds", math.nan)) / 60,
                        epochs=r.get("epochs", math.nan), params=r.get("params", math.nan),
                        examples_per_sec=float(r.get("examples_per_sec", math.nan)),
+                       recipe=r.get("recipe") if isinstance(r.get("recipe"), str) else "d2l",
                        source=r.get("source", "local") if isinstance(r.get("source"), str)
                        else "local", note="")
         out.append(row)

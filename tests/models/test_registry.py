@@ -118,7 +118,8 @@ def test_fashion_table_reads_records_and_says_how_to_make_missing_ones():
         {"chapter": "05", "name": "lenet5", "profile": "cpu", "test_acc": 0.81, "seconds": 90.0,
          "epochs": 10, "params": 61706, "examples_per_sec": 5000.0, "source": "published"},
         {"chapter": "11", "name": "resnet18", "profile": "smoke", "test_acc": 0.5, "seconds": 6.0,
-         "epochs": 1, "params": 1000, "examples_per_sec": 100.0, "source": "local"},
+         "epochs": 1, "params": 1000, "examples_per_sec": 100.0, "source": "local",
+         "recipe": "laptop"},
         {"chapter": "05", "name": "lenet5_modern", "profile": "cpu", "test_acc": 0.9,
          "seconds": 1.0, "epochs": 1, "params": 1, "examples_per_sec": 1.0, "source": "local"},
     ])
@@ -127,11 +128,13 @@ def test_fashion_table_reads_records_and_says_how_to_make_missing_ones():
     assert table.loc["lenet5", "test_acc"] == 0.81 and table.loc["lenet5", "minutes"] == 1.5
     assert table.loc["lenet5", "source"] == "published" and table.loc["lenet5", "note"] == ""
     assert table.loc["lenet5", "architecture"] == "LeNet-5"
+    assert table.loc["lenet5", "d2l_acc"] == 0.776 and table.loc["lenet5", "recipe"] == "d2l"
+    assert math.isnan(table.loc["mobilenet_v2", "d2l_acc"])   # d2l has no MobileNet chapter
     assert table.loc["densenet", "architecture"].startswith("DenseNet (d2l")
     assert math.isnan(table.loc["resnet18", "test_acc"])  # a smoke record is not a cpu one
     assert MAKE_BOOK.format(profile="cpu") in table.loc["resnet18", "note"]
     smoke = fashion_table(records, "smoke").set_index("record")
-    assert smoke.loc["resnet18", "test_acc"] == 0.5
+    assert smoke.loc["resnet18", "test_acc"] == 0.5 and smoke.loc["resnet18", "recipe"] == "laptop"
     empty = fashion_table(pd.DataFrame(), "cpu")
     assert (empty["source"] == "missing").all() and empty["test_acc"].isna().all()
 
