@@ -10,9 +10,9 @@
 # # 14 · Comparing the classic architectures
 #
 # Part II built nine networks, one chapter at a time, each answering a question the
-# previous one left open, and chapter 23 builds two that show where the story went after
-# 2020: the Vision Transformer ViT-B/16 and ConvNeXt-T. This chapter puts them all side
-# by side (the last two as a preview) and measures them with one ruler: how many
+# previous one left open, and [chapter 23](23_vit_convnext.ipynb) builds two that show where
+# the story went after 2020: the Vision Transformer ViT-B/16 and ConvNeXt-T. This chapter
+# puts them all side by side (the last two as a preview) and measures them with one ruler: how many
 # parameters they have, how many multiply-adds an image costs, how long a CPU takes to
 # run them, and how accurate they are, on ImageNet (torchvision's published numbers) and
 # on Fashion-MNIST (the runs of Part II). Nothing is trained here: the
@@ -95,29 +95,32 @@ fig = plot_timeline()
 #
 # - **Foundations (1962-1986).** Hubel and Wiesel found cells in the visual cortex that
 #   respond to edges in a small patch of the visual field, and cells that respond to the
-#   same edge anywhere nearby (chapter 01). Fukushima's Neocognitron (1980) stacked the
-#   two kinds into a hierarchy; backpropagation (Rumelhart, Hinton and Williams, 1986)
-#   made it possible to *learn* every layer of such a stack from examples.
+#   same edge anywhere nearby ([chapter 01](01_biology_of_vision.ipynb)). Fukushima's
+#   Neocognitron (1980) stacked the two kinds into a hierarchy; backpropagation (Rumelhart,
+#   Hinton and Williams, 1986) made it possible to *learn* every layer of such a stack from
+#   examples.
 # - **LeNet (1989, 1998).** LeCun and colleagues trained a convolutional network end to end
-#   to read ZIP codes; LeNet-5 read millions of cheques a day (chapter 05). Then, for a
-#   decade, hand-designed features with support vector machines won most benchmarks.
+#   to read ZIP codes; LeNet-5 read millions of cheques a day
+#   ([chapter 05](05_lenet.ipynb)). Then, for a decade, hand-designed features with support
+#   vector machines won most benchmarks.
 # - **AlexNet (2012).** ImageNet (Deng et al., 2009) supplied a million labelled images;
 #   GPUs supplied the compute. AlexNet won ILSVRC-2012 with a top-5 error of 15.3%
 #   against 26.2% for the runner-up (Krizhevsky et al., 2012), and the field switched to
-#   deep networks within two years (chapter 06).
+#   deep networks within two years ([chapter 06](06_alexnet.ipynb)).
 # - **2013-2016, the architecture years.** NiN replaced the fully connected head with 1x1
-#   convolutions and global average pooling (chapter 08); VGG made depth the design knob
-#   with regular 3x3 blocks (07); GoogLeNet went wide with parallel paths (09); batch
-#   normalisation made deep networks easy to optimise (10); ResNet's shortcuts made them
-#   trainable at 152 layers (11); DenseNet reused every earlier feature map (12).
+#   convolutions and global average pooling ([chapter 08](08_nin.ipynb)); VGG made depth the
+#   design knob with regular 3x3 blocks ([07](07_vgg.ipynb)); GoogLeNet went wide with
+#   parallel paths ([09](09_googlenet.ipynb)); batch normalisation made deep networks easy
+#   to optimise ([10](10_batch_norm.ipynb)); ResNet's shortcuts made them trainable at 152 layers
+#   ([11](11_resnet.ipynb)); DenseNet reused every earlier feature map ([12](12_densenet.ipynb)).
 # - **Efficiency (2017-2019).** MobileNet's depthwise separable convolutions, inverted
-#   residuals and architecture search put these networks on phones (13); EfficientNet
-#   scaled depth, width and resolution together.
+#   residuals and architecture search put these networks on phones
+#   ([13](13_mobilenet.ipynb)); EfficientNet scaled depth, width and resolution together.
 # - **Beyond CNNs (2020-2022).** The Vision Transformer (Dosovitskiy et al., 2020) cut an
 #   image into 16x16 patches and dropped convolutions altogether; ConvNeXt (Liu et al.,
 #   2022) answered by modernising a ResNet step by step with the Transformer's training
-#   recipe and design choices, and matched it (chapter 23 builds both, and this chapter
-#   compares them with the rest). Convolutions did not go away: they are
+#   recipe and design choices, and matched it ([chapter 23](23_vit_convnext.ipynb) builds
+#   both, and this chapter compares them with the rest). Convolutions did not go away: they are
 #   what a Transformer must learn from data that a CNN has built in (locality and weight
 #   sharing).
 #
@@ -131,16 +134,16 @@ timeline[["year", "name", "idea", "paper", "chapter"]]
 # ## 2. One table of architectures
 #
 # To compare networks fairly we need each one in a standard configuration. The module
-# `cnnbook.models.registry` lists the architectures of Part II and the two of chapter
-# 23, each with its year, chapter, paper, what it added, and a builder from the course's
-# *own* model files for its ImageNet configuration (3 x 224 x 224 input, 1,000 classes).
-# LeNet-5 and BN-LeNet never had an ImageNet version; they keep their 28 x 28 grey input.
-# ViT-B/16 takes only the 224 px images it was built for (`fixed_input`): it learns one
-# position embedding for each patch of a 14 x 14 grid, and a smaller image has fewer
-# patches. Where torchvision ships the same network, the entry also names torchvision's builder and weights, so we
-# can read torchvision's published numbers from the weights' metadata (no download). Three
-# chapters contribute a second, bigger or newer variant (VGG-16, ResNet-50, MobileNet
-# V3-Large). One entry is a small frozen dataclass:
+# `cnnbook.models.registry` lists the architectures of Part II and the two of
+# [chapter 23](23_vit_convnext.ipynb), each with its year, chapter, paper, what it added,
+# and a builder from the course's *own* model files for its ImageNet configuration (3 x 224
+# x 224 input, 1,000 classes). LeNet-5 and BN-LeNet never had an ImageNet version; they keep
+# their 28 x 28 grey input. ViT-B/16 takes only the 224 px images it was built for
+# (`fixed_input`): it learns one position embedding for each patch of a 14 x 14 grid, and a
+# smaller image has fewer patches. Where torchvision ships the same network, the entry also
+# names torchvision's builder and weights, so we can read torchvision's published numbers
+# from the weights' metadata (no download). Three chapters contribute a second, bigger or
+# newer variant (VGG-16, ResNet-50, MobileNet V3-Large). One entry is a small frozen dataclass:
 
 # %%
 show_source(Architecture)
@@ -226,12 +229,12 @@ costs.style.format({"params_m": "{:.3f}", "gmacs": "{:.4f}", "tv_params_m": "{:.
 # reference recipes; the papers' own numbers differ, sometimes by several points:
 # torchvision's AlexNet, for one, is a single-tower variant of the 2012 network). LeNet-5 and BN-LeNet run on 28 px
 # grey images, which is why their costs look tiny; NiN has no torchvision twin (the
-# course's NiN is d2l's AlexNet-sized version). ViT-B/16 and ConvNeXt-T are chapter 23's
-# own models, checked in the same way. For the ViT the counter must also see the two
-# matrix products inside attention, $q k^\top$ and the weights times the values: PyTorch's
-# fused attention kernel hides them from it on a CPU, so `cost_table` counts the ViT with
-# attention written out (chapter 23's `set_fused_attention(False)`). The next cell shows
-# what they add.
+# course's NiN is d2l's AlexNet-sized version). ViT-B/16 and ConvNeXt-T are
+# [chapter 23](23_vit_convnext.ipynb)'s own models, checked in the same way. For the ViT the
+# counter must also see the two matrix products inside attention, $q k^\top$ and the weights
+# times the values: PyTorch's fused attention kernel hides them from it on a CPU, so
+# `cost_table` counts the ViT with attention written out ([chapter 23](23_vit_convnext.ipynb)'s
+# `set_fused_attention(False)`). The next cell shows what they add.
 #
 # Some ratios worth reading off the table, printed by the next cell:
 
@@ -273,20 +276,21 @@ del vit
 # resolution; GoogLeNet and NiN do more work than AlexNet with a fraction of its
 # parameters, because they dropped the huge fully connected head (exercise 1 measures
 # how much of AlexNet and VGG that head is); DenseNet has fewer parameters than ResNet-18
-# and needs more MACs; MobileNet V2 cuts both. Of chapter 23's two networks, ConvNeXt-T
-# costs a little more than ResNet-50 in both parameters and MACs (less than a fifth more,
-# the printout says), while ViT-B/16 needs more than three times ResNet-50's parameters
-# and about four times its work. At 224 px the ViT's attention is only a small share of
-# that work: most of it is the linear layers that every one of its 197 tokens goes through.
+# and needs more MACs; MobileNet V2 cuts both. Of [chapter 23](23_vit_convnext.ipynb)'s two
+# networks, ConvNeXt-T costs a little more than ResNet-50 in both parameters and MACs (less
+# than a fifth more, the printout says), while ViT-B/16 needs more than three times
+# ResNet-50's parameters and about four times its work. At 224 px the ViT's attention is
+# only a small share of that work: most of it is the linear layers that every one of its 197
+# tokens goes through.
 #
 # ## 4. Accuracy against cost on ImageNet
 #
 # How much accuracy does each multiply-add buy? The plot below uses torchvision's
 # published ImageNet top-1 accuracies and GMACs (x axis on a log scale; the area of each
-# marker is proportional to the parameter count). The course's networks include chapter
-# 23's ViT-B/16 (2020) and ConvNeXt-T (2022); for context the plot adds one model the
-# course does not build, read from torchvision's metadata in the same way: EfficientNet-B0
-# (2019).
+# marker is proportional to the parameter count). The course's networks include
+# [chapter 23](23_vit_convnext.ipynb)'s ViT-B/16 (2020) and ConvNeXt-T (2022); for context
+# the plot adds one model the course does not build, read from torchvision's metadata in the
+# same way: EfficientNet-B0 (2019).
 
 # %%
 later = {"EfficientNet-B0": "efficientnet_b0"}
@@ -327,13 +331,14 @@ for key in ("vit_b_16", "convnext_tiny"):
 # same level at a fraction of *their* cost. Exercise 3 asks you to find the
 # networks on the frontier exactly.
 #
-# Chapter 23's pair sits at the top. ConvNeXt-T is the most accurate network of the
-# course, and ViT-B/16, two years older, is less accurate with more than three times its
-# multiply-adds (the lines after the plot). torchvision's note, printed last, says the ViT
-# was trained from scratch on ImageNet-1K: with a million images a Transformer must learn
-# the locality that a ConvNet has built in, and the original ViT beat ResNets only after
-# pre-training on far bigger datasets (ImageNet-21k, JFT-300M; Dosovitskiy et al., 2020).
-# Chapter 23 measures the same trade-off on CIFAR-10.
+# [Chapter 23](23_vit_convnext.ipynb)'s pair sits at the top. ConvNeXt-T is the most
+# accurate network of the course, and ViT-B/16, two years older, is less accurate with more
+# than three times its multiply-adds (the lines after the plot). torchvision's note, printed
+# last, says the ViT was trained from scratch on ImageNet-1K: with a million images a
+# Transformer must learn the locality that a ConvNet has built in, and the original ViT beat
+# ResNets only after pre-training on far bigger datasets (ImageNet-21k, JFT-300M;
+# Dosovitskiy et al., 2020). [Chapter 23](23_vit_convnext.ipynb) measures the same trade-off
+# on CIFAR-10.
 #
 # Two cautions. First, these are torchvision's weights, trained with its own recipes. The
 # last line of the printout shows what a newer recipe (torchvision's `IMAGENET1K_V2`
@@ -459,23 +464,23 @@ for name in ("ConvNeXt-T", "ViT-B/16"):
 # %% [markdown]
 # The second line of the printout compares ResNet-18 with MobileNet V2 twice: in MACs and
 # in time. On a CPU the second ratio is usually much smaller than the first: MobileNet's depthwise 3x3
-# convolutions do 1/N of a standard convolution's work (chapter 13) but touch as much
-# memory, so the CPU spends its time waiting for data rather than computing. Networks
-# made of large dense convolutions (VGG, ResNet) typically achieve the highest GMAC/s
-# (the first line names the best and the worst of this run); LeNet-5 and
+# convolutions do 1/N of a standard convolution's work ([chapter 13](13_mobilenet.ipynb))
+# but touch as much memory, so the CPU spends its time waiting for data rather than
+# computing. Networks made of large dense convolutions (VGG, ResNet) typically achieve the
+# highest GMAC/s (the first line names the best and the worst of this run); LeNet-5 and
 # BN-LeNet are so small that a pass is dominated by the fixed overhead of calling each
 # layer. Batching amortises that overhead and lets the matrix products grow, which is
 # why servers batch requests and phones cannot.
 #
-# In the `cpu` and `full` profiles the last two lines put chapter 23's networks beside
-# ResNet-50, whose MACs are close to ConvNeXt-T's. ViT-B/16's work is almost all large
-# matrix products (the linear layers over its 197 tokens), the kind of work a CPU
-# typically does at its best rate. ConvNeXt-T mixes 7x7 depthwise convolutions (little
-# arithmetic per byte moved, as in MobileNet) with large per-pixel linear layers;
-# whether that makes it faster or slower per MAC than ResNet-50 depends on the CPU and
-# its libraries, so read the lines of your own run. The lesson for deployment (Part IV):
-# measure on the target device; MACs are a proxy, and a poor one across very different
-# layer types.
+# In the `cpu` and `full` profiles the last two lines put
+# [chapter 23](23_vit_convnext.ipynb)'s networks beside ResNet-50, whose MACs are close to
+# ConvNeXt-T's. ViT-B/16's work is almost all large matrix products (the linear layers over
+# its 197 tokens), the kind of work a CPU typically does at its best rate. ConvNeXt-T mixes
+# 7x7 depthwise convolutions (little arithmetic per byte moved, as in MobileNet) with large
+# per-pixel linear layers; whether that makes it faster or slower per MAC than ResNet-50
+# depends on the CPU and its libraries, so read the lines of your own run. The lesson for
+# deployment (Part IV): measure on the target device; MACs are a proxy, and a poor one
+# across very different layer types.
 #
 # ## 6. The course's own runs: Fashion-MNIST
 #
@@ -559,8 +564,8 @@ lessons = pd.DataFrame([{"year": a.year, "chapter": a.chapter, "architecture": a
 lessons.sort_values(["year", "chapter"]).reset_index(drop=True)
 
 # %% [markdown]
-# Put together, the nine chapters of Part II are one argument, and chapter 23 carries it
-# past the CNN:
+# Put together, the nine chapters of Part II are one argument, and
+# [chapter 23](23_vit_convnext.ipynb) carries it past the CNN:
 #
 # - **LeNet-5**: the template. Convolutions share weights across positions, pooling
 #   forgives small shifts, and everything is learned end to end.
@@ -598,8 +603,8 @@ lessons.sort_values(["year", "chapter"]).reset_index(drop=True)
 #   ($c_o c_i k_h k_w$ weights, used at all $h_o w_o$ positions) and a linear layer
 #   ($nm$ weights, used once); the course's counter agrees, and for every network that
 #   torchvision also ships, our parameter counts and MACs match its published ones,
-#   chapter 23's ViT-B/16 and ConvNeXt-T included (for the ViT, the counter must see the
-#   matrix products inside attention).
+#   [chapter 23](23_vit_convnext.ipynb)'s ViT-B/16 and ConvNeXt-T included (for the ViT, the
+#   counter must see the matrix products inside attention).
 # - Architectures trade parameters for work: fully connected heads are parameter-heavy
 #   and cheap, convolutions at high resolution are cheap in parameters and expensive in
 #   work.

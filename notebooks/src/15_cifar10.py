@@ -121,9 +121,9 @@ print(f"profile {PROFILE}, device {device}, {torch.get_num_threads()} CPU thread
 # | 2010 | a convolutional deep belief network (Krizhevsky) | 21.1% |
 # | 2012 | cuda-convnet, the code AlexNet grew from (Krizhevsky) | 11% (18% without augmentation) |
 # | 2013 | Maxout networks (Goodfellow et al.) | 9.4% |
-# | 2013 | Network in Network (Lin et al., our chapter 8) | 8.8% |
-# | 2015 | ResNet-110 (He et al., chapter 11) | 6.4% |
-# | 2016 | DenseNet-BC (Huang et al., chapter 12) | 3.5% |
+# | 2013 | Network in Network (Lin et al., our [chapter 08](08_nin.ipynb)) | 8.8% |
+# | 2015 | ResNet-110 (He et al., [chapter 11](11_resnet.ipynb)) | 6.4% |
+# | 2016 | DenseNet-BC (Huang et al., [chapter 12](12_densenet.ipynb)) | 3.5% |
 # | 2018 | AutoAugment on PyramidNet + ShakeDrop (Cubuk et al.) | 1.5% |
 # | 2020 | ViT-H/14 pre-trained on 300 M images (Dosovitskiy et al.) | 0.5% |
 #
@@ -131,14 +131,16 @@ print(f"profile {PROFILE}, device {device}, {torch.get_num_threads()} CPU thread
 # fresh test set the CIFAR way and found that accuracies drop by 4-10 points on it: years
 # of choosing models by the same 10,000 test images had tuned them to that sample. And
 # speed runs turned CIFAR-10 into a benchmark for *training recipes*: Keller Jordan's
-# airbench94 (2024) reaches 94% in under four seconds on one A100 GPU. Chapter 18 goes
-# after that kind of result on a CPU; this chapter measures the starting point.
+# airbench94 (2024) reaches 94% in under four seconds on one A100 GPU.
+# [Chapter 18](18_training_recipes.ipynb) goes after that kind of result on a CPU; this
+# chapter measures the starting point.
 #
 # ## 2. The ImageFolder pipeline
 #
-# Most image datasets you will meet (and your own photos, in chapter 19) come as files:
-# one folder per class, the folder name being the label. The mirror's copy of CIFAR-10
-# is such a tree, packed in one tar file. Let us look inside:
+# Most image datasets you will meet (and your own photos, in
+# [chapter 19](19_transfer_learning.ipynb)) come as files: one folder per class, the folder
+# name being the label. The mirror's copy of CIFAR-10 is such a tree, packed in one tar
+# file. Let us look inside:
 
 # %%
 tar_path = cifar10_tar()
@@ -197,10 +199,10 @@ print(f"{len(subset):,} images, one batch: X {tuple(X.shape)} {X.dtype}, y {tupl
 # Decoding JPEGs and building tensors image by image costs CPU time on every epoch.
 # `cnnbook.data` decodes the same files *once*, keeps a split as one uint8 tensor
 # (`load_split("cifar10", split)`, cached on disk as a `.pt` file) and does everything else
-# to whole batches (chapter 5 introduced this loader). It is a shortcut only if it gives
-# exactly the same images. The course tensor is ordered class by class, in file order, so
-# the k-th file of class c is the k-th image with label c; `course_indices` makes that
-# map, and we compare bytes (PIL's decoder against torchvision's, on every
+# to whole batches ([chapter 05](05_lenet.ipynb) introduced this loader). It is a shortcut
+# only if it gives exactly the same images. The course tensor is ordered class by class, in
+# file order, so the k-th file of class c is the k-th image with label c; `course_indices`
+# makes that map, and we compare bytes (PIL's decoder against torchvision's, on every
 # `check_every`-th file):
 
 # %%
@@ -249,7 +251,7 @@ if PROFILE != "smoke":
 # whole batch in one vectorised operation. Worker processes (`num_workers`) hide the cost
 # behind the GPU when there is one; on a two-core laptop there is nothing to hide it behind.
 # The folder pipeline is still what you use for data that does not fit in memory, or that
-# arrives as files (chapter 19).
+# arrives as files ([chapter 19](19_transfer_learning.ipynb)).
 #
 # ## 3. The dataset: statistics, classes, examples
 #
@@ -309,7 +311,7 @@ fig = viz.show_images(train_images[pick].float() / 255, titles=[names[int(train_
 #
 # ## 4. A baseline that overfits
 #
-# Our baseline is a plain small VGG network (chapter 7): three blocks of two 3x3
+# Our baseline is a plain small VGG network ([chapter 07](07_vgg.ipynb)): three blocks of two 3x3
 # convolutions with ReLUs, each block ending in a 2x2 max-pool (32 -> 16 -> 8 -> 4 px),
 # then a hidden fully connected layer of 256 units and the ten outputs. It has on purpose
 # nothing against overfitting: no batch norm, no dropout, no weight decay, no augmentation.
@@ -362,8 +364,8 @@ if PROFILE != "smoke":
 # line prints the gap in points after the final epoch and the epoch where the test
 # accuracy peaked; in the `cpu` and `full` profiles the cell asserts that the gap exceeds
 # 10 points and grew by at least 8 points since the first epoch. The next three
-# chapters shrink this gap: regularisation (16), normalisation (17) and training recipes
-# (18).
+# chapters shrink this gap: regularisation ([16](16_regularization.ipynb)), normalisation
+# ([17](17_normalization_attention.ipynb)) and training recipes ([18](18_training_recipes.ipynb)).
 #
 # ### How much harder than Fashion-MNIST?
 #

@@ -9,12 +9,12 @@
 # %% [markdown]
 # # 16 · Regularisation
 #
-# A network with enough parameters can memorise its training set: chapter 15's baseline
-# reached a training accuracy far above its test accuracy on CIFAR-10. Everything that
-# narrows that gap without making the network smaller is called *regularisation*. This
-# chapter builds the techniques that modern CNNs use, each from scratch and each checked
-# against the library version, then measures what each one does to the same small ResNet
-# on CIFAR-10.
+# A network with enough parameters can memorise its training set:
+# [chapter 15](15_cifar10.ipynb)'s baseline reached a training accuracy far above its test
+# accuracy on CIFAR-10. Everything that narrows that gap without making the network smaller
+# is called *regularisation*. This chapter builds the techniques that modern CNNs use, each
+# from scratch and each checked against the library version, then measures what each one
+# does to the same small ResNet on CIFAR-10.
 #
 # **What you will learn**
 #
@@ -128,9 +128,10 @@ plot_three_levels()
 plt.show()
 
 # %% [markdown]
-# Normalisation layers (chapter 17) also regularise a little (batch statistics add noise),
-# and early stopping (chapter 18) is a training-level regulariser too; the diagram names
-# them where they belong, and this chapter treats the rest.
+# Normalisation layers ([chapter 17](17_normalization_attention.ipynb)) also regularise a
+# little (batch statistics add noise), and early stopping
+# ([chapter 18](18_training_recipes.ipynb)) is a training-level regulariser too; the diagram
+# names them where they belong, and this chapter treats the rest.
 #
 # ## 2. Weight decay: L2 in the loss, or decoupled
 #
@@ -343,8 +344,8 @@ assert max(sd_diffs.values()) < 1e-6
 
 # %% [markdown]
 # In a residual block it goes on the branch, before the addition; `RegResidual` (built on
-# chapter 11's `Residual`) also carries DropBlock on its output. In training mode the block
-# is random, in evaluation mode it is the plain block:
+# [chapter 11](11_resnet.ipynb)'s `Residual`) also carries DropBlock on its output. In
+# training mode the block is random, in evaluation mode it is the plain block:
 
 # %%
 show_source(RegResidual);
@@ -418,10 +419,11 @@ print(f"best gap with eps = 0.1: log(0.91 / 0.01) = {best:.2f}, where the softma
 # up to 10% and scale 0.9-1.1, random erasing with probability 0.2, and finally
 # normalisation with the ImageNet mean (0.485, 0.456, 0.406) and standard deviation
 # (0.229, 0.224, 0.225) when a network pretrained on ImageNet is used (on CIFAR-10 from
-# scratch we use CIFAR-10's own statistics). `cnnbook.data.augment` (chapter 15) implements
-# these transforms on whole batches on the device, every image with its own random draw;
-# `load_data(augment=True)` gives the random crop (4 px padding) and flip. Six CIFAR-10
-# images under the rest of the recipe, three random draws:
+# scratch we use CIFAR-10's own statistics). `cnnbook.data.augment`
+# ([chapter 15](15_cifar10.ipynb)) implements these transforms on whole batches on the
+# device, every image with its own random draw; `load_data(augment=True)` gives the random
+# crop (4 px padding) and flip. Six CIFAR-10 images under the rest of the recipe, three
+# random draws:
 
 # %%
 train_plain, test_iter = cnnbook.load_data("cifar10", batch_size=cfg.batch_size,

@@ -9,12 +9,13 @@
 # %% [markdown]
 # # 17 · Normalisation and attention
 #
-# Chapter 10 introduced batch normalisation, and chapters 11-14 used it in every block
-# without asking whether it was the only choice. It is not. Batch norm's statistics come
-# from the *other images in the batch*, which is a weakness whenever batches are small:
-# detection, segmentation, video and large images often train with 1-8 images per GPU. A
-# family of normalisations followed that compute their statistics elsewhere. This chapter
-# builds all of them from scratch and measures where batch norm breaks.
+# [Chapter 10](10_batch_norm.ipynb) introduced batch normalisation, and chapters
+# [11](11_resnet.ipynb)-[14](14_comparison.ipynb) used it in every block without asking
+# whether it was the only choice. It is not. Batch norm's statistics come from the *other
+# images in the batch*, which is a weakness whenever batches are small: detection,
+# segmentation, video and large images often train with 1-8 images per GPU. A family of
+# normalisations followed that compute their statistics elsewhere. This chapter builds all
+# of them from scratch and measures where batch norm breaks.
 #
 # The second half is about *attention inside a CNN*: small modules that let a layer
 # rescale its own feature map using a summary of the whole map. Squeeze-and-excitation
@@ -118,12 +119,12 @@ chapter_start = time.perf_counter()
 # | switchable norm | a learned mix of IN, LN and BN statistics | Luo, Ren, Peng, Zhang & Li, 2019 | letting each layer choose |
 #
 # Only batch norm mixes images: an image's output depends on which other images share its
-# batch, so training and inference must differ (running averages at test time, chapter
-# 10), and with 2 images per batch the statistics are estimated from very few values.
-# The other three use one image at a time and behave identically in training and
-# inference. Group norm interpolates: $G=1$ is layer norm (over $C$, $H$, $W$, with a
-# per-channel scale), $G=C$ is instance norm. Wu & He's Figure 2 draws each set as a
-# shaded part of an $N \times C \times (H \cdot W)$ cube; here it is, computed by
+# batch, so training and inference must differ (running averages at test time,
+# [chapter 10](10_batch_norm.ipynb)), and with 2 images per batch the statistics are
+# estimated from very few values. The other three use one image at a time and behave
+# identically in training and inference. Group norm interpolates: $G=1$ is layer norm (over
+# $C$, $H$, $W$, with a per-channel scale), $G=C$ is instance norm. Wu & He's Figure 2 draws
+# each set as a shaded part of an $N \times C \times (H \cdot W)$ cube; here it is, computed by
 # `pooled_mask` (blue: the values that share the statistics of one chosen value):
 
 # %%
@@ -132,9 +133,10 @@ fig = plot_norm_cubes(("batch", "layer", "instance", "group"), shape=(6, 6, 6), 
 # %% [markdown]
 # ## 2. Each one from scratch, and checked against PyTorch
 #
-# `cnnbook.models.norms` holds the from-scratch versions. Batch norm is chapter 10's
-# `batch_norm` (reused, not rewritten). Layer, instance and group norm are a few lines
-# each; the only thing that changes is the set of dimensions averaged over:
+# `cnnbook.models.norms` holds the from-scratch versions. Batch norm is
+# [chapter 10](10_batch_norm.ipynb)'s `batch_norm` (reused, not rewritten). Layer, instance
+# and group norm are a few lines each; the only thing that changes is the set of dimensions
+# averaged over:
 
 # %%
 show_source(layer_norm);
@@ -456,8 +458,8 @@ print("residual block with CBAM:", tuple(block(feat).shape))
 assert 0 < w.min() and w.max() < 1
 
 # %% [markdown]
-# Our SE block is MobileNet V3's `SqueezeExcitation` (chapter 13) with a sigmoid instead
-# of the hard sigmoid: with the same weights the outputs agree.
+# Our SE block is MobileNet V3's `SqueezeExcitation` ([chapter 13](13_mobilenet.ipynb)) with
+# a sigmoid instead of the hard sigmoid: with the same weights the outputs agree.
 
 # %%
 se, se_v3 = SqueezeExcite(64), SqueezeExcitation(64, 4, gate=nn.Sigmoid)

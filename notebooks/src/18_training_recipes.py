@@ -9,13 +9,13 @@
 # %% [markdown]
 # # 18 · Training recipes, and everything together
 #
-# Chapters 15-17 changed the *data* (augmentation), the *model* (normalisation, attention)
-# and the *loss* (regularisation). This chapter is about the third level, the *training*
-# itself: which optimiser, which learning rate and how it moves over time, which number
-# format, and the machinery that makes a long run safe (clipping, early stopping,
-# checkpoints that survive a crash). It ends by putting the best of Part III together into a
-# CIFAR-10 *speed run*: as much accuracy as a small network can reach in ten minutes on a
-# laptop CPU.
+# Chapters [15](15_cifar10.ipynb)-[17](17_normalization_attention.ipynb) changed the *data*
+# (augmentation), the *model* (normalisation, attention) and the *loss* (regularisation).
+# This chapter is about the third level, the *training* itself: which optimiser, which
+# learning rate and how it moves over time, which number format, and the machinery that
+# makes a long run safe (clipping, early stopping, checkpoints that survive a crash). It
+# ends by putting the best of Part III together into a CIFAR-10 *speed run*: as much
+# accuracy as a small network can reach in ten minutes on a laptop CPU.
 #
 # **A short history.** For years "the recipe" was SGD with momentum and a learning rate
 # divided by ten at fixed epochs (Krizhevsky 2012; He et al. 2016 for ResNet). Three ideas
@@ -112,7 +112,8 @@ print(f"profile {PROFILE}, device {device}, {torch.get_num_threads()} CPU thread
 # $6n+2$ layers, ResNet-20 for $n=3$. Where a stage doubles the channels, the shortcut
 # subsamples and pads zeros ("option A"), so it has no weights. `cnnbook.models.cifar_resnet`
 # builds it (with hooks for another norm layer, an attention module or another block, which
-# chapters 16 and 17 use). Its size is a good sanity check against the paper's table:
+# chapters [16](16_regularization.ipynb) and [17](17_normalization_attention.ipynb) use).
+# Its size is a good sanity check against the paper's table:
 
 # %%
 r20 = resnet20()
@@ -596,8 +597,9 @@ assert same_weights and same_history
 #   shifts learn 64 times faster than the weights;
 # - **a triangular schedule**: a linear warm-up from 0.2 to 1 times the peak over the first
 #   23% of the steps, then linear decay to 0.07 (one-cycle with linear annealing, section 5);
-# - **label smoothing 0.2** (chapter 16);
-# - random crop (2 px padding) and flip, applied per batch on the device (chapter 15);
+# - **label smoothing 0.2** ([chapter 16](16_regularization.ipynb));
+# - random crop (2 px padding) and flip, applied per batch on the device
+#   ([chapter 15](15_cifar10.ipynb));
 # - **lookahead** (new, `cnnbook.train.callbacks.Lookahead`): every 5 steps the weights are
 #   pulled back to a slowly moving average of themselves, more strongly as training ends;
 #   the run ends on the average, which is smoother than the last step's weights;

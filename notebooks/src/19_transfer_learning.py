@@ -97,9 +97,9 @@ print(f"profile {PROFILE}, device {device}, {torch.get_num_threads()} CPU thread
 # ## 1. The idea and a little history
 #
 # A CNN trained on many images learns a hierarchy: the first layer finds edges and colour
-# blobs (Gabor-like, chapter 01), the next ones textures and parts, the last ones whole
-# objects of its own classes. The early features are hardly specific to the task, so a
-# network trained on one dataset is a good start for another.
+# blobs (Gabor-like, [chapter 01](01_biology_of_vision.ipynb)), the next ones textures and
+# parts, the last ones whole objects of its own classes. The early features are hardly
+# specific to the task, so a network trained on one dataset is a good start for another.
 #
 # - **2013-2014, off-the-shelf features.** DeCAF (Donahue et al., 2014) and Razavian et
 #   al. ("CNN Features off-the-shelf: an Astounding Baseline", 2014) took the
@@ -265,13 +265,14 @@ if PROFILE == "full" and not pre.fallback:
 #    (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225), the numbers in the weights'
 #    `transforms()` above. With 0.5/0.5 the first layer sees inputs shifted and scaled
 #    differently from what its filters were tuned to.
-# 2. **A slower backbone** (chapter 18's parameter groups): the new head starts random and
-#    needs lr 1e-3; the pretrained layers only need nudging, at 1e-4. `TransferNet`
-#    splits the network into `backbone` and `head`, so `lr_mult={"backbone": 0.1}` does it.
-# 3. **Warm-up then cosine** (chapter 18): large random gradients from the new head in the
-#    first steps would otherwise wreck the pretrained features.
-# 4. **Augmentation** (chapters 15-16): random crops and flips, since small labelled sets
-#    overfit fast.
+# 2. **A slower backbone** ([chapter 18](18_training_recipes.ipynb)'s parameter groups): the
+#    new head starts random and needs lr 1e-3; the pretrained layers only need nudging, at
+#    1e-4. `TransferNet` splits the network into `backbone` and `head`, so
+#    `lr_mult={"backbone": 0.1}` does it.
+# 3. **Warm-up then cosine** ([chapter 18](18_training_recipes.ipynb)): large random
+#    gradients from the new head in the first steps would otherwise wreck the pretrained features.
+# 4. **Augmentation** (chapters [15](15_cifar10.ipynb)-[16](16_regularization.ipynb)):
+#    random crops and flips, since small labelled sets overfit fast.
 
 # %%
 def course_run(name, per_class, train_from=None, pretrained=True, steps=None, lr=1e-3,
@@ -458,8 +459,8 @@ print("Chelsea the cat:", predict_image(own_net, examples[-1], own.classes,
 
 # %% [markdown]
 # The confidence is the softmax probability of the top class. It is not a calibrated
-# probability (chapter 15 measured how over-confident networks are), but a low one is a
-# useful flag: look at those images first.
+# probability ([chapter 15](15_cifar10.ipynb) measured how over-confident networks are), but
+# a low one is a useful flag: look at those images first.
 #
 # ## Summary
 #

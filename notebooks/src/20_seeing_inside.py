@@ -11,11 +11,11 @@
 #
 # A trained network answers "cat" or "ship"; this chapter asks *why*, and how far the
 # answers can be trusted. We train a CIFAR-10 ResNet and a network with a large first
-# kernel ourselves, then open them up: the first layer's kernels next to chapter 01's Gabor
-# filters, the feature maps through the depth of the ResNet, four ways to draw a *saliency
-# map* (which pixels the decision rests on), Grad-CAM written from scratch and checked
-# against Captum, a test from the literature that some saliency maps fail, and the
-# geometry of the network's last hidden layer.
+# kernel ourselves, then open them up: the first layer's kernels next to
+# [chapter 01](01_biology_of_vision.ipynb)'s Gabor filters, the feature maps through the
+# depth of the ResNet, four ways to draw a *saliency map* (which pixels the decision rests
+# on), Grad-CAM written from scratch and checked against Captum, a test from the literature
+# that some saliency maps fail, and the geometry of the network's last hidden layer.
 #
 # **What you will learn**
 #
@@ -91,18 +91,19 @@ print(f"profile {PROFILE}, device {device}, {torch.get_num_threads()} CPU thread
 # %% [markdown]
 # The `cpu` profile trains a ResNet-20 on 8,000 CIFAR-10 images for 4 epochs and the
 # large-kernel network on 10,000 images for 6 epochs, sized from the speed of the course's
-# small CIFAR ResNets on a 2-core CPU in chapters 16-17, with a margin of two for a busy
-# machine, to stay within ten minutes together; the training cells print their accuracy
-# and minutes. That is far from converged (He et al. report 91.25 % for ResNet-20 after
-# 64,000 steps of batch 128), and the maps below get sharper with a better network: the
-# `full` profile trains on all 50,000 images for 40 epochs on a GPU.
+# small CIFAR ResNets on a 2-core CPU in chapters
+# [16](16_regularization.ipynb)-[17](17_normalization_attention.ipynb), with a margin of two
+# for a busy machine, to stay within ten minutes together; the training cells print their
+# accuracy and minutes. That is far from converged (He et al. report 91.25 % for ResNet-20
+# after 64,000 steps of batch 128), and the maps below get sharper with a better network:
+# the `full` profile trains on all 50,000 images for 40 epochs on a GPU.
 #
 # ## 1. The idea and a little history
 #
-# - **Looking at the weights.** Hubel and Wiesel's oriented receptive fields (chapter 01)
-#   reappeared in the first layer of AlexNet (Krizhevsky et al., 2012): Gabor-like edge and
-#   colour-blob detectors, learnt from data. Only the first layer can be read this way;
-#   deeper kernels act on feature maps, not on pixels.
+# - **Looking at the weights.** Hubel and Wiesel's oriented receptive fields
+#   ([chapter 01](01_biology_of_vision.ipynb)) reappeared in the first layer of AlexNet
+#   (Krizhevsky et al., 2012): Gabor-like edge and colour-blob detectors, learnt from data.
+#   Only the first layer can be read this way; deeper kernels act on feature maps, not on pixels.
 # - **Deconvolution and occlusion.** Zeiler and Fergus (2014, *Visualizing and
 #   Understanding Convolutional Networks*) projected activations back to pixel space and
 #   slid a grey square over the image to see where the class score collapses (occlusion
@@ -125,9 +126,9 @@ print(f"profile {PROFILE}, device {device}, {torch.get_num_threads()} CPU thread
 #
 # ## 2. Two networks to look into
 #
-# A CIFAR ResNet (chapter 15's `cifar_resnet`) for everything after the first layer. Its
-# stem is a 3x3 convolution: nine weights per channel are too few to show the shape of a
-# Gabor filter (section 3 measures why), so for the first layer we also train a small
+# A CIFAR ResNet ([chapter 15](15_cifar10.ipynb)'s `cifar_resnet`) for everything after the
+# first layer. Its stem is a 3x3 convolution: nine weights per channel are too few to show
+# the shape of a Gabor filter (section 3 measures why), so for the first layer we also train a small
 # network whose first layer has 7x7 kernels with stride 2, as AlexNet's 11x11 and ResNet's
 # 7x7 stems have.
 
@@ -177,7 +178,7 @@ print(f"{cfg.stem_kernel}x{cfg.stem_kernel}-stem net: test accuracy "
 # ## 3. First-layer kernels and Gabor filters
 #
 # Here are the learnt 7x7 kernels (each shown in colour, scaled to its own range), and
-# chapter 01's Gabor filters for comparison.
+# [chapter 01](01_biology_of_vision.ipynb)'s Gabor filters for comparison.
 
 # %%
 learned = first_conv(stem_net).weight.detach().cpu()
@@ -272,10 +273,10 @@ for name in depth_layers:
     plt.show()
 
 # %% [markdown]
-# The same feature maps, live: `FeatureMapExplorer` (the widget of chapters 05-11) on the
-# trained ResNet. Choose a test image (or a photo, or your own upload), shift, rotate or
-# invert it, and a block: all its channels, or one enlarged with the kernel that made it,
-# and the prediction.
+# The same feature maps, live: `FeatureMapExplorer` (the widget of chapters
+# [05](05_lenet.ipynb)-[11](11_resnet.ipynb)) on the trained ResNet. Choose a test image (or
+# a photo, or your own upload), shift, rotate or invert it, and a block: all its channels,
+# or one enlarged with the kernel that made it, and the prediction.
 
 # %%
 fmap_explorer = FeatureMapExplorer(resnet, test_x.cpu(), class_names=CLASSES, layers=layers,

@@ -128,10 +128,11 @@ print("CPU int8/bf16 features:", {k: v for k, v in cpu_features.items()})
 #
 # ## 1. The model, and measuring it properly
 #
-# `cnnbook.deploy.reference_model` trains the CIFAR ResNet-20 of chapter 18 (SGD with
-# Nesterov momentum, one-cycle learning rate, crops and flips) on this profile's budget
-# through `cnnbook.fit`, and caches the weights in the data folder under a name made from
-# every setting, so chapter 22 reuses the same network. The second call of either chapter
+# `cnnbook.deploy.reference_model` trains the CIFAR ResNet-20 of
+# [chapter 18](18_training_recipes.ipynb) (SGD with Nesterov momentum, one-cycle learning
+# rate, crops and flips) on this profile's budget through `cnnbook.fit`, and caches the
+# weights in the data folder under a name made from every setting, so
+# [chapter 22](22_export.ipynb) reuses the same network. The second call of either chapter
 # just loads it.
 
 # %%

@@ -13,10 +13,10 @@
 # PyTorch version and an interpreter to run. A phone app, a web service or a C++ program
 # needs something else: a *file* that describes the computation by itself, a runtime that
 # executes it fast, and an answer to "how long until the first prediction?". This chapter
-# takes Part IV's reference ResNet (trained once for chapter 21) out of the notebook by
-# every route PyTorch offers today, checks that each gives the same numbers, measures which
-# is fastest on *this* machine, and ends with a one-file predictor and a command-line tool
-# that classifies your photos.
+# takes Part IV's reference ResNet (trained once for [chapter 21](21_compression.ipynb)) out
+# of the notebook by every route PyTorch offers today, checks that each gives the same
+# numbers, measures which is fastest on *this* machine, and ends with a one-file predictor
+# and a command-line tool that classifies your photos.
 #
 # **A short history.** PyTorch (2016) was loved for running models as plain Python, and
 # that was exactly what made them hard to ship. Two answers came in 2017-2018. **ONNX**
@@ -124,8 +124,8 @@ print(f"load average now {load_average():.1f} on {os.cpu_count()} cores "
 # ## 1. The model
 #
 # Part IV measures one network: the CIFAR-10 ResNet-20 that `cnnbook.deploy.reference`
-# trains once (in chapter 21, or here if this chapter runs first) and caches. It takes
-# images normalised by CIFAR-10's channel means and standard deviations.
+# trains once (in [chapter 21](21_compression.ipynb), or here if this chapter runs first)
+# and caches. It takes images normalised by CIFAR-10's channel means and standard deviations.
 
 # %%
 ref = reference_model(PROFILE, chapter="22")

@@ -104,7 +104,7 @@ chapter_start = time.perf_counter()
 # | year | paper | what it did |
 # |---|---|---|
 # | 2017 | Vaswani et al., "Attention is all you need" | the **Transformer**: a sequence model made only of self-attention and MLPs, no recurrence, no convolution |
-# | 2018 | Wang et al., non-local networks; Hu et al., SENet | attention *inside* CNNs (chapter 17) |
+# | 2018 | Wang et al., non-local networks; Hu et al., SENet | attention *inside* CNNs ([chapter 17](17_normalization_attention.ipynb)) |
 # | 2020 | Dosovitskiy et al., "An image is worth 16x16 words" | **ViT**: cut the image into 16x16 patches, treat them as words, a plain Transformer encoder; beats ResNets *when pre-trained on 300 M images* (JFT-300M), loses to them on ImageNet alone |
 # | 2021 | Touvron et al., DeiT | ViT trained on ImageNet-1k only, with strong augmentation, regularisation and distillation from a CNN teacher |
 # | 2021 | Liu et al., Swin Transformer | attention in local windows with a hierarchy of resolutions: CNN priors put back into a Transformer |
@@ -120,7 +120,8 @@ chapter_start = time.perf_counter()
 # and *wins* on very large data (it is not held back by assumptions that are only
 # approximately true). Section 3 measures the first half of this on CIFAR-10.
 #
-# Chapter 14's timeline, from ResNet on, with the two networks of this chapter:
+# [Chapter 14](14_comparison.ipynb)'s timeline, from ResNet on, with the two networks of
+# this chapter:
 
 # %%
 recent = [m for m in milestones() if m.year >= 2012]
@@ -239,9 +240,9 @@ assert max(gaps.values()) < 1e-5
 #
 # A ViT block is a *pre-norm* Transformer block: LayerNorm, attention, add; LayerNorm, MLP
 # (expand 4x, GELU, project back), add. Normalising before each sublayer leaves an
-# untouched identity path through the whole network, as in chapter 11's pre-activation
-# ResNet. The network: tokens, `depth` blocks, a final LayerNorm, the class token's state,
-# one linear classifier.
+# untouched identity path through the whole network, as in [chapter 11](11_resnet.ipynb)'s
+# pre-activation ResNet. The network: tokens, `depth` blocks, a final LayerNorm, the class
+# token's state, one linear classifier.
 
 # %%
 show_source(EncoderBlock);
@@ -305,8 +306,8 @@ del tv_vit, our_vit, vit_ours, vit_tv
 #
 # Now the experiment behind the inductive-bias argument. Two small networks of similar cost:
 #
-# - **ResNet-20** (chapter 15's CIFAR ResNet, 0.27 M parameters): SGD with momentum 0.9,
-#   learning rate 0.1, weight decay 5e-4;
+# - **ResNet-20** ([chapter 15](15_cifar10.ipynb)'s CIFAR ResNet, 0.27 M parameters): SGD
+#   with momentum 0.9, learning rate 0.1, weight decay 5e-4;
 # - **ViT-tiny** (`vit_tiny`: 4x4 patches, 64 tokens, width 128, 6 blocks, 4 heads,
 #   0.81 M parameters): AdamW, learning rate 1e-3, weight decay 0.05, gradients clipped
 #   at norm 1, the usual recipe for Transformers;
@@ -439,10 +440,10 @@ elif PROFILE != "smoke":   # a busy machine turns the seconds into too few steps
 # grows, the printout says whether the gap narrows on this budget; the ViT paper's crossover
 # (Transformers ahead) needed on the order of 100 million images and far longer training,
 # which no laptop reproduces. Two things limit this comparison: each run is short and
-# single-seeded (chapter 17's exercise 3 measures how much two seeds differ), and the
-# recipes are each network's usual ones rather than tuned for this budget. The ConvNeXt
-# point (one run, largest set) shows where a modern ConvNet with the ViT's optimiser
-# lands on the same budget.
+# single-seeded ([chapter 17](17_normalization_attention.ipynb)'s exercise 3 measures how
+# much two seeds differ), and the recipes are each network's usual ones rather than tuned
+# for this budget. The ConvNeXt point (one run, largest set) shows where a modern ConvNet
+# with the ViT's optimiser lands on the same budget.
 #
 # ## 4. Where does the class token look? Attention maps and rollout
 #
@@ -533,7 +534,7 @@ AttentionExplorer(vit_net.cpu(), shown, class_names=ds.classes, labels=y_show,
 # 2. **ResNeXt-ify**: the 3x3 conv becomes **depthwise** (one filter per channel, like
 #    attention's per-channel weighted sum), and the width grows from 64 to 96 to pay for it;
 # 3. **inverted bottleneck**: thin -> 4x wider -> thin, like the Transformer's MLP (and
-#    MobileNet V2, chapter 13);
+#    MobileNet V2, [chapter 13](13_mobilenet.ipynb));
 # 4. **large kernels**: the depthwise conv moved to the top of the block (where the
 #    channels are few, so it is cheap), then enlarged to **7x7** (Swin's window size);
 # 5. **micro design**: ReLU -> **GELU**; **one** activation per block (between the two 1x1
@@ -548,13 +549,14 @@ show_source(ConvNeXtBlock);
 
 # %% [markdown]
 # *Layer scale* multiplies the branch by a learned per-channel factor that starts at
-# 1e-6, so every block starts as (almost) the identity; stochastic depth (chapter 16) skips
-# whole branches in training. To follow the design path, every step is a setting of one
-# generic block, `StepBlock` (three convs, with switches for the kernel, depthwise, the
-# order, the norm and the activations and how many of each), and one network
-# `StepNetwork`. The first row of `DESIGN_STEPS` is ResNet-50 (the tests check that it has
-# exactly torchvision's parameters); each next row changes one thing; the last is our
-# `convnext_tiny`. Parameters and multiply-adds of each step, counted on the `meta` device:
+# 1e-6, so every block starts as (almost) the identity; stochastic depth
+# ([chapter 16](16_regularization.ipynb)) skips whole branches in training. To follow the
+# design path, every step is a setting of one generic block, `StepBlock` (three convs, with
+# switches for the kernel, depthwise, the order, the norm and the activations and how many
+# of each), and one network `StepNetwork`. The first row of `DESIGN_STEPS` is ResNet-50 (the
+# tests check that it has exactly torchvision's parameters); each next row changes one
+# thing; the last is our `convnext_tiny`. Parameters and multiply-adds of each step, counted
+# on the `meta` device:
 
 # %%
 show_source(StepBlock.__init__);
@@ -596,8 +598,8 @@ if cfg.design_steps is None:   # the path's shape, as the next paragraph reads i
 # kernel comes almost for free. The micro-design steps change no multiply-add (one fewer
 # norm saves a few parameters) but, in the paper, each adds accuracy. What this table does
 # not show is time: depthwise convolutions do little arithmetic per byte of memory, so on
-# a CPU ConvNeXt-T is slower than its FLOPs suggest (chapter 13 measured the same for
-# MobileNets).
+# a CPU ConvNeXt-T is slower than its FLOPs suggest ([chapter 13](13_mobilenet.ipynb)
+# measured the same for MobileNets).
 #
 # ### ConvNeXt-T: the same network as torchvision's
 #
@@ -639,13 +641,13 @@ del tv_cnx, our_cnx
 # reinforcement learning to propose layers, at a cost of thousands of GPU-days; NASNet
 # (Zoph et al., 2018) searched for a *cell* on CIFAR-10 and stacked it for ImageNet;
 # DARTS (Liu et al., 2019) made the choice differentiable and cut the cost to GPU-days;
-# MnasNet and **MobileNet V3** (chapter 13) searched with the measured latency on a phone
-# in the objective, and **EfficientNet**-B0 came out of such a search before being scaled
-# up. Radosavovic et al.'s RegNet (2020) searched *design spaces* instead of single
-# networks, and found simple rules (widths that grow linearly across stages). The sources'
-# compression table lists NAS with typical figures of 2-4x smaller and faster models at
-# 0-1% accuracy loss; its price is the search itself, and the networks it finds are often
-# less regular, which can make them slower on hardware than their FLOPs suggest.
+# MnasNet and **MobileNet V3** ([chapter 13](13_mobilenet.ipynb)) searched with the measured
+# latency on a phone in the objective, and **EfficientNet**-B0 came out of such a search
+# before being scaled up. Radosavovic et al.'s RegNet (2020) searched *design spaces*
+# instead of single networks, and found simple rules (widths that grow linearly across
+# stages). The sources' compression table lists NAS with typical figures of 2-4x smaller and
+# faster models at 0-1% accuracy loss; its price is the search itself, and the networks it
+# finds are often less regular, which can make them slower on hardware than their FLOPs suggest.
 #
 # ## Summary
 #

@@ -9,12 +9,12 @@
 # %% [markdown]
 # # 24 · Beyond one device: data-parallel training with DDP and torchrun
 #
-# Chapter 04 split a batch's gradient into two slices and summed them, "as two GPUs would".
-# This chapter does it for real: several processes, each with its own copy of the model and
-# its own share of every batch, summing their gradients after each backward pass with
-# PyTorch's `DistributedDataParallel` (DDP), launched by `torchrun`. The same code runs on
-# the two CPU cores of a laptop (backend `gloo`), on eight GPUs of one machine and on many
-# machines (backend `nccl`); only the launch command changes.
+# [Chapter 04](04_losses_backprop.ipynb) split a batch's gradient into two slices and summed
+# them, "as two GPUs would". This chapter does it for real: several processes, each with its
+# own copy of the model and its own share of every batch, summing their gradients after each
+# backward pass with PyTorch's `DistributedDataParallel` (DDP), launched by `torchrun`. The
+# same code runs on the two CPU cores of a laptop (backend `gloo`), on eight GPUs of one
+# machine and on many machines (backend `nccl`); only the launch command changes.
 #
 # **A short history.** Krizhevsky (2012) already trained AlexNet on two GPUs, splitting the
 # *model* between them. Dean et al.'s DistBelief (2012) split the *data* across hundreds of
@@ -32,8 +32,9 @@
 #
 # - processes, ranks and a process group, started from a notebook (`cnnbook.train.distributed.Workers`)
 #   and from the command line (`torchrun ... -m cnnbook.train`);
-# - chapter 04's all-reduce checked against `dist.all_reduce`, and the ring all-reduce written
-#   with `send`/`recv`, with an explorer that moves its chunks step by step;
+# - [chapter 04](04_losses_backprop.ipynb)'s all-reduce checked against `dist.all_reduce`,
+#   and the ring all-reduce written with `send`/`recv`, with an explorer that moves its
+#   chunks step by step;
 # - what DDP does inside backward: buckets all-reduced asynchronously, rebuilt by hand with
 #   gradient hooks and checked against DDP;
 # - `fit` under DDP giving the same weights as one process with the same global batch;
@@ -109,9 +110,10 @@ print(f"profile {PROFILE}, device {device}, {os.cpu_count()} CPU cores, "
 # `workers = Workers(2)`, and gives them one job per cell with `workers.launch(fn, nprocs, args)`.
 # Each job is a new run as `torchrun` would start it (ranks, a new port, a new process group
 # destroyed at the end); only the Pythons and their imports are kept. (`launch(fn, nprocs)`
-# is the same with processes that end with their job.) The first job redoes chapter 04's
-# experiment: every rank builds the same batch, computes the weight gradient of *its* slice
-# with the course's hand-written `conv2d_backward`, and the ranks sum their slices three ways.
+# is the same with processes that end with their job.) The first job redoes
+# [chapter 04](04_losses_backprop.ipynb)'s experiment: every rank builds the same batch,
+# computes the weight gradient of *its* slice with the course's hand-written
+# `conv2d_backward`, and the ranks sum their slices three ways.
 
 # %%
 t0 = time.perf_counter()
@@ -137,7 +139,7 @@ assert again_seconds < first_seconds
 # %% [markdown]
 # Each rank alone holds only its slice's gradient (far from the whole batch's); after the
 # all-reduce both hold the sum, equal to autograd's whole-batch gradient to float64
-# rounding. That is the all-reduce of chapter 04, now across processes.
+# rounding. That is the all-reduce of [chapter 04](04_losses_backprop.ipynb), now across processes.
 #
 # ## 2. The ring all-reduce
 #
