@@ -27,6 +27,12 @@ def _small_resnet():
     return cifar_resnet(8, width_mult=0.5).eval()
 
 
+def _small_googlenet():
+    from cnnbook.models.googlenet import googlenet_fashion
+    torch.manual_seed(0)
+    return googlenet_fashion(0.125, small_input=True).eval()
+
+
 def _small_vit():
     from cnnbook.models.vit import VisionTransformer
     torch.manual_seed(0)
@@ -44,6 +50,8 @@ FACTORIES: dict[str, callable] = {
     "GaborExplorer": lambda cls: cls(size=48),
     "GradCAMExplorer": lambda cls: cls(_small_resnet(), torch.rand(2, 3, 32, 32),
                                        class_names=[str(i) for i in range(10)]),
+    "InceptionExplorer": lambda cls: cls(_small_googlenet(), torch.rand(2, 1, 28, 28),
+                                         labels=[0, 1], class_names=[str(i) for i in range(10)]),
     "KernelEditor": lambda cls: cls(size=48),
     "MultiplierExplorer": lambda cls: cls(alpha=0.25, resolution=32, alphas=(0.25, 0.5),
                                           resolutions=(32, 64), repeats=1),
