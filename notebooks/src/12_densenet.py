@@ -66,7 +66,7 @@ KNOBS = {
     "smoke": dict(epochs=1, limit=512, batch_size=128, resize=None, small_input=True,
                   growth_rate=8, init_channels=16, block_config=(2, 2, 2, 2), lr=0.1,
                   recipe="laptop", mem_layers=(1, 2, 4, 6), cost_size=64, imagenet=("densenet121",)),
-    "cpu":   dict(epochs=3, limit=None, batch_size=128, resize=None, small_input=True,
+    "cpu":   dict(epochs=2, limit=None, batch_size=128, resize=None, small_input=True,
                   growth_rate=12, init_channels=24, block_config=(4, 4, 4, 4), lr=0.1,
                   recipe="laptop", mem_layers=(1, 2, 4, 8, 12, 16), cost_size=224,
                   imagenet=("densenet121", "densenet169", "densenet201", "resnet50", "resnet101")),
@@ -423,7 +423,7 @@ fig = viz.plot_history(result.history, title="DenseNet on Fashion-MNIST")
 # The cell above the curves prints the test accuracy beside d2l's; the `full` profile runs
 # d2l's setting (growth rate 32 and a 64-channel stem at 96 px, for 10 epochs of plain SGD
 # at a constant rate). The `cpu` profile trains a narrower network on 28 px images for
-# three epochs with the recipe of Part III ([chapter 18](18_training_recipes.ipynb)):
+# two epochs with the recipe of Part III ([chapter 18](18_training_recipes.ipynb)):
 # momentum, weight decay, a one-cycle schedule that ends annealed, and label smoothing,
 # which buy in minutes most of what width and resolution cost. It also prints
 # the training speed in images per second: compare it with [chapter 11](11_resnet.ipynb)'s ResNet-18 run.
