@@ -729,6 +729,29 @@ print(zeros.round(2).to_string())
 # tensor is wide; on the thin output, where V2 has no ReLU, the same loss would cut into
 # the few channels that carry everything to the next block.
 #
+# ## 10. Explore: width, resolution and time
+#
+# Section 3 counted V1's sixteen settings; section 7 showed that multiply-adds and time
+# part ways. The `MultiplierExplorer` puts the two together: pick the width multiplier
+# $\alpha$ and the input resolution; the left panels show the multiply-adds and the
+# parameters (counted with `torch.utils.flop_counter`, relative to the $\alpha = 1$,
+# 224 px network) against the rule $\alpha^2 \rho^2$, and the right one times the chosen
+# network on this CPU (batch 1, once per setting, then cached) next to every setting
+# timed so far. Things to look for: at $\alpha = 0.25$ the cost sits above the rule (the
+# rounding to multiples of 8); the resolution moves the multiply-adds but never the
+# parameters; and on the right, is time proportional to multiply-adds, or are the thin
+# networks slower per multiply-add than the wide ones?
+
+# %%
+from cnnbook.widgets.multipliers import MultiplierExplorer
+
+explorer = MultiplierExplorer(alpha=1.0, resolution=224, repeats=3)
+print(f"alpha 1.0 at 224 px: {explorer.state['macs'] / 1e6:,.0f} M multiply-adds, "
+      f"{explorer.state['params'] / 1e6:.2f} M parameters, {explorer.state['latency_ms']:.1f} ms "
+      f"on this CPU; this picture took {explorer.state['render_ms']:.0f} ms")
+explorer
+
+# %% [markdown]
 # ## Summary
 #
 # - MobileNet makes efficiency the design goal: V1 (2017) builds the whole network from
