@@ -516,6 +516,29 @@ print(pd.DataFrame(rows).round(2).to_string(index=False))
 # only half the story: a batch norm before each convolution rescales every input channel.
 # Exercise 4 measures reuse more directly, by removing connections.)
 #
+# ### Explore: growth rate, depth and compression
+#
+# The `DenseGrowthExplorer` builds the course's `DenseNet` (on the meta device, no
+# memory needed) for the settings you choose and reads it layer by layer: on the left,
+# which layer of one dense block reads which earlier output (every arc is one
+# concatenated input; grey arcs carry the block's input, the coloured ones the $k$
+# channels of one layer); in the middle, how many channels every layer reads along the
+# whole network; on the right, every layer's parameters. It starts at the `cpu` profile's
+# network. Things to look for: double the layers per block and watch the arcs (the
+# connections grow as $L(L+1)/2$) and the parameters (quadratically); set the
+# compression $\theta$ to 1 and see the second block start as wide as the first one ended;
+# tick the bottleneck at growth rate 32 and 16 layers: which layers get cheaper?
+
+# %%
+from cnnbook.widgets.dense_growth import DenseGrowthExplorer
+
+explorer = DenseGrowthExplorer(growth_rate=12, layers=4, blocks=4, compression=0.5,
+                               init_channels=24)
+print(f"{explorer.state['params']:,} parameters, channels after each block "
+      f"{explorer.state['block_outputs']}; this picture took {explorer.state['render_ms']:.0f} ms")
+explorer
+
+# %% [markdown]
 # ## Summary
 #
 # - A dense block concatenates each layer's output to its input:
