@@ -463,6 +463,43 @@ for k, v in modes.items():
 # must be small (detection, segmentation, big images on small GPUs), and why layer
 # normalisation (exercise 1) and group normalisation exist.
 #
+# ### Explore: batch statistics against batch size
+#
+# How noisy are a batch's statistics? The explorer below takes the trained BN-LeNet's
+# activations just before each BN layer (`conv1`, `conv2`, `fc1`) on up to 2,048 test
+# images, treats those images as the population, and draws 200 random batches of the
+# chosen size. Left: each batch's mean and standard deviation of one channel against the
+# population's (the cross). Middle: how the spread of the batch mean shrinks with the
+# batch size, measured, predicted from the spread of the images' own map means (as
+# $1/\sqrt{B}$), and what it would be if all $B \cdot H \cdot W$ values in a batch were
+# independent. Right: one image's strongest activation after normalisation in training
+# mode, across batches that contain it, against its eval-mode value. Look for how small
+# $B$ must be before the right panel's spread matters, and for the gap between the
+# measured and the "independent" lines for the convolutions: the values of one feature
+# map move together, so an image adds far fewer independent values than it has pixels
+# (the cell prints how many it is worth).
+
+# %%
+from cnnbook.widgets.batch_stats import BatchStatsExplorer
+
+population = []
+for X_batch, _ in test_iter:
+    population.append(X_batch)
+    if sum(len(x) for x in population) >= 2048:
+        break
+population = torch.cat(population)[:2048]
+pre_bn = capture(bn_net, population, ["conv1", "conv2", "fc1"])
+batch_stats = BatchStatsExplorer(pre_bn, layer="conv1", batch_size=8)
+for layer in ("conv1", "conv2"):
+    batch_stats.controls["layer"].value = layer
+    s = batch_stats.state
+    print(f"{layer}[0]: {s['per_image']} values per map, worth {s['effective_per_image']:.1f} "
+          f"independent ones; batch-of-8 mean spread {s['mean_spread']:.3g} measured, "
+          f"{s['mean_spread_iid']:.3g} if independent")
+batch_stats.controls["layer"].value = "conv1"
+batch_stats
+
+# %% [markdown]
 # ## 7. Inside the trained BN-LeNet
 #
 # The first layer's six 5x5 kernels, and what they do to one test image: the raw

@@ -45,6 +45,8 @@ FACTORIES: dict[str, callable] = {
     "AttentionExplorer": lambda cls: cls(_small_vit(), torch.rand(2, 3, 16, 16),
                                          class_names=[str(i) for i in range(4)]),
     "AugmentationExplorer": lambda cls: cls(n_images=2, rows=1),
+    "BatchStatsExplorer": lambda cls: cls({"conv": torch.rand(40, 3, 5, 5),
+                                           "fc": torch.rand(40, 6)}, n_batches=20),
     "DescentExplorer": lambda cls: cls([[1.0, 0.1], [0.1, 0.1]], [1.0, -0.5]),
     "FeatureMapExplorer": lambda cls: _feature_map_explorer(cls),
     "GaborExplorer": lambda cls: cls(size=48),
