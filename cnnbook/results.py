@@ -137,6 +137,10 @@ def against_d2l(record: dict, tolerance: float = 0.02) -> str:
         return line + "; d2l publishes no figure for it"
     ref, source = D2L_FASHION_MNIST[name]
     gap = 100 * (acc - ref)
-    verdict = "within" if gap >= -100 * tolerance else "more than"
-    return (f"{line}; d2l on a GPU: {ref:.3f} ({source}): {gap:+.1f} points, {verdict} "
-            f"{100 * tolerance:.0f} points of it")
+    if gap >= 0:
+        verdict = "at or above it"
+    elif gap >= -100 * tolerance:
+        verdict = f"within {100 * tolerance:.0f} points of it"
+    else:
+        verdict = f"more than {100 * tolerance:.0f} points below it"
+    return f"{line}; d2l on a GPU: {ref:.3f} ({source}): {gap:+.1f} points, {verdict}"

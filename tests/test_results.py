@@ -65,8 +65,8 @@ def test_against_d2l_gives_the_gap_in_points_and_the_verdict():
     assert f"{ref - 0.015:.3f}" in line and "(best epoch" in line and "6.2 min" in line
     assert "-1.5 points, within 2 points" in line
     line = against_d2l({"name": "resnet18", "test_acc": ref - 0.031, "seconds": 60.0})
-    assert "-3.1 points, more than 2 points" in line and "best epoch" not in line
-    assert "+1.0 points" in against_d2l({"name": "googlenet", "test_acc":
-                                         D2L_FASHION_MNIST["googlenet"][0] + 0.01})
+    assert "-3.1 points, more than 2 points below it" in line and "best epoch" not in line
+    assert "+1.0 points, at or above it" in against_d2l(
+        {"name": "googlenet", "test_acc": D2L_FASHION_MNIST["googlenet"][0] + 0.01})
     assert "no figure" in against_d2l({"name": "toy", "test_acc": 0.5})
     assert "no test accuracy" in against_d2l({"name": "toy", "test_acc": None})
