@@ -570,6 +570,26 @@ for b, bname in zip(BRANCHES, BRANCH_NAMES):
 fig = viz.plot_kernels(first_conv(model).weight, ncols=16, title="GoogLeNet: stem kernels")
 
 # %% [markdown]
+# ### Explore: the four paths, image by image
+#
+# The shares above are averages over many images. The `InceptionExplorer` shows them for
+# one test image at a time, on the network trained above: pick an image and an Inception
+# block and see each path's share of the block's output activity (grey bars: its share
+# of the channels, the design), the same shares for all nine blocks (bottom left), and
+# each path's strongest feature maps. Things to look for: does the pooling path's share
+# change from image to image, or is it the same for a sandal and a shirt? In which
+# blocks does one path carry far more than its share of channels, and is that the same
+# path for every image?
+
+# %%
+from cnnbook.widgets.inception import InceptionExplorer
+
+explorer = InceptionExplorer(model, Xp[:200], labels=yp[:200], class_names=names)
+print(f"block {explorer.state['block']}, image 0: strongest path "
+      f"{explorer.state['strongest_path']}; this picture took {explorer.state['render_ms']:.0f} ms")
+explorer
+
+# %% [markdown]
 # ## 9. After GoogLeNet: the Inception family
 #
 # - **Inception v2 / BN-Inception** (Ioffe & Szegedy, 2015): batch normalisation after
