@@ -190,6 +190,35 @@ print("two 1x1 convs + ReLU = the same MLP at every pixel:", tuple(X.shape), "->
 # a 3x3 convolution. The ReLUs matter: without them, two 1x1 convolutions collapse into
 # one (exercise 4).
 #
+# ### Explore: a 1x1 convolution mixes the channels of a photograph
+#
+# An RGB photograph has three channels, so a 1x1 convolution on it is a 3-column matrix
+# that mixes red, green and blue at every pixel. Pick a preset or type your own rows (one
+# row of three weights per output channel); the panel on the right writes out $y = Wx$ at
+# the chosen pixel and the largest difference between `nn.Conv2d` and the matrix product
+# over all pixels. Look at "opponent colours": one row averages the channels (brightness),
+# the others take differences (red against green, yellow against blue), a recoding that
+# colour vision and JPEG also use. Then choose "3 -> 5 channels": five outputs, but the
+# printed rank of the output stays 3, because five linear mixes of three channels hold no
+# more than three channels' worth of information; tick the ReLU and the rank rises to 5.
+# That is why the ReLUs between NiN's 1x1 layers matter.
+
+# %%
+from cnnbook.widgets.channel_mixer import ChannelMixerExplorer
+
+mixer = ChannelMixerExplorer(image="coffee", preset="3 -> 5 channels")
+ranks = {"linear": mixer.state["rank"]}
+mixer.controls["relu"].value = True
+ranks["with ReLU"] = mixer.state["rank"]
+print(f"5 output channels from 3: rank {ranks['linear']} without a ReLU, "
+      f"{ranks['with ReLU']} with one; conv vs per-pixel product: "
+      f"{mixer.state['max_diff_vs_conv']:.1e}")
+assert ranks["linear"] == 3 and ranks["with ReLU"] == 5
+mixer.controls["relu"].value = False
+mixer.controls["preset"].value = "opponent colours"
+mixer
+
+# %% [markdown]
 # ## 3. The NiN block
 #
 # A NiN block is an ordinary convolution (any kernel size, stride and padding) followed

@@ -47,6 +47,7 @@ FACTORIES: dict[str, callable] = {
     "AugmentationExplorer": lambda cls: cls(n_images=2, rows=1),
     "BatchStatsExplorer": lambda cls: cls({"conv": torch.rand(40, 3, 5, 5),
                                            "fc": torch.rand(40, 6)}, n_batches=20),
+    "ChannelMixerExplorer": lambda cls: cls(size=24),
     "DescentExplorer": lambda cls: cls([[1.0, 0.1], [0.1, 0.1]], [1.0, -0.5]),
     "FeatureMapExplorer": lambda cls: _feature_map_explorer(cls),
     "GaborExplorer": lambda cls: cls(size=48),
