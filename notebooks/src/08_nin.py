@@ -63,7 +63,7 @@ KNOBS = {
     "smoke": dict(epochs=1, limit=256, test_limit=200, batch_size=128, resize=None,
                   small_input=True, width_mult=0.25, lr=0.05, recipe="laptop", momentum=0.9,
                   init="kaiming", stall_limit=128, stall_epochs=1),
-    "cpu":   dict(epochs=8, limit=None, test_limit=None, batch_size=128, resize=None,
+    "cpu":   dict(epochs=6, limit=None, test_limit=None, batch_size=128, resize=None,
                   small_input=True, width_mult=0.25, lr=0.05, recipe="laptop", momentum=0.9,
                   init="kaiming", stall_limit=10_000, stall_epochs=2),
     "full":  dict(epochs=10, limit=None, test_limit=None, batch_size=128, resize=224,

@@ -62,7 +62,7 @@ KNOBS = {
                   width_mult=0.125, lr=0.05, recipe="laptop", modern_epochs=1,
                   deep_n=(1, 2), deep_width=0.125, deep_limit=256, deep_epochs=1,
                   depths=(18,)),
-    "cpu":   dict(epochs=10, limit=None, batch_size=128, resize=None, small_input=True,
+    "cpu":   dict(epochs=6, limit=None, batch_size=128, resize=None, small_input=True,
                   width_mult=0.125, lr=0.1, recipe="laptop", modern_epochs=3,
                   deep_n=(1, 3, 5), deep_width=0.125, deep_limit=5_000, deep_epochs=2,
                   depths=(18, 34, 50)),
