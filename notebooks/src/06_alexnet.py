@@ -90,8 +90,9 @@ META = torch.device("meta")  # for full-size models: shapes and counts, no memor
 # overlapping max-pools, three fully connected layers with dropout) and shrinks its cost:
 # native 28 px images with a 5x5 stride-1 first layer instead of the 11x11 stride-4 one
 # (which would reduce 28 px to nothing), a quarter of the width (24-64-96-96-64 channels,
-# 1,024 hidden units), and 2 epochs of all 60,000 images. With so few epochs plain SGD at
-# lr 0.01 barely gets going, so the `cpu` profile adds the paper's own momentum of 0.9.
+# 1,024 hidden units), and 5 epochs of all 60,000 images. With so few epochs plain SGD at
+# lr 0.01 barely gets going, so the `cpu` profile trains with the recipe of Part III
+# instead, which starts from the paper's own momentum of 0.9 (section 6).
 # `smoke` trains on 256 images, only to run every cell.
 #
 # ## 1. History: data, hardware, and a network that could use them

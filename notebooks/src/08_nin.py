@@ -85,9 +85,10 @@ META = torch.device("meta")  # for full-size models: shapes and counts, no memor
 # structure (four NiN blocks, three max-pools, dropout, global average pooling) and makes
 # it affordable: native 28 px images with a 3x3 stride-1 first convolution in place of
 # the 11x11 stride-4 one (which would shrink a 28 px image to nothing), a quarter of the
-# channels (24-64-96 instead of 96-256-384), and 4 epochs on all 60,000 training images. It also changes the recipe to
-# Kaiming initialisation and SGD with momentum 0.9 at learning rate 0.05, because with
-# d2l's recipe this narrow NiN sits on a plateau for a long time; section 6 measures why.
+# channels (24-64-96 instead of 96-256-384), and 6 epochs on all 60,000 training images.
+# It also changes the recipe to Kaiming initialisation and Part III's training recipe
+# (Nesterov momentum 0.9 at a peak learning rate of 0.05, section 7), because with d2l's
+# recipe this narrow NiN sits on a plateau for a long time; section 6 measures why.
 # `smoke` trains one epoch on 256 images, just to run every cell.
 #
 # ## 1. History: a network inside the network

@@ -87,9 +87,9 @@ print(f"profile {PROFILE}, device {device}, {torch.get_num_threads()} CPU thread
 # (section 7 measures this). So the `cpu` profile keeps the architecture (all 17 inverted
 # residual blocks) and shrinks the cost: native 28 px images with a stride-1 stem (the
 # ImageNet stem would shrink 28 px images to 1x1 in the last stages), width multiplier
-# 0.25 (8 to 80 channels at the thin ends of the blocks), and 2 epochs on all 60,000
-# training images. That shows MobileNet learning Fashion-MNIST well in a few minutes; it is
-# not the `full` run.
+# 0.25 (8 to 80 channels at the thin ends of the blocks), and 8 epochs on all 60,000
+# training images with the training recipe of Part III (section 8). That shows MobileNet
+# learning Fashion-MNIST well in minutes; it is not the `full` run.
 #
 # ## 1. History: efficiency as the goal
 #
