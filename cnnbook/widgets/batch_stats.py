@@ -161,7 +161,7 @@ class BatchStatsExplorer(Explorer):
         ax_s.set_ylabel("batch standard deviation")
         ax_s.set_title(f"{layer}[{channel}], {out['n_batches']} batches of {batch_size}",
                        fontsize=10)
-        ax_s.legend(fontsize=8)
+        ax_s.legend(fontsize=8, loc="upper right")
         sizes = np.array(sorted(out["curve"]))
         measured = np.array([out["curve"][b][0] for b in sizes]) / sigma
         ax_c.loglog(sizes, measured, "o", ms=4, label="sd of batch mean (measured)")
@@ -175,7 +175,7 @@ class BatchStatsExplorer(Explorer):
         ax_c.set_xlabel("batch size B")
         ax_c.set_ylabel("spread / population value (σ or σ²)")
         ax_c.set_title("spread of the batch statistics", fontsize=10)
-        ax_c.legend(fontsize=7)
+        ax_c.legend(fontsize=7, loc="lower left")
         ax_c.grid(alpha=0.3, which="major")
         ax_p.hist(out["probe_normalised"], bins=30, color="tab:green", alpha=0.7)
         ax_p.axvline(out["probe_at_eval"], color="k", lw=1.5,
@@ -183,7 +183,7 @@ class BatchStatsExplorer(Explorer):
         ax_p.set_xlabel("normalised value in training mode")
         ax_p.set_title(f"image {probe}'s largest activation, normalised:\n"
                        f"spread {out['probe_spread']:.2f} across batches", fontsize=10)
-        ax_p.legend(fontsize=8)
+        ax_p.legend(fontsize=8, loc="upper right")
         fig.subplots_adjust(left=0.05, right=0.99, bottom=0.14, top=0.86, wspace=0.28)
         keys = ("batch_size", "channel", "n_images", "per_image", "population_mean",
                 "population_var", "mean_spread", "mean_spread_predicted", "mean_spread_iid",
