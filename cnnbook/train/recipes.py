@@ -9,8 +9,8 @@ the recipe of each profile:
 - ``"laptop"``: what Part III teaches (chapters 16 and 18), for the ``cpu`` profile's ten
   minutes. SGD with Nesterov momentum 0.9, weight decay 5e-4 on weights (not on biases and
   norm layers), a one-cycle schedule that peaks at the chapter's learning rate, and label
-  smoothing 0.1. A short run then ends annealed instead of mid-descent, which is where most of
-  the accuracy a few epochs can give comes from.
+  smoothing 0.1. A short run then ends annealed instead of mid-descent. The architecture
+  chapters' cpu runs with it are in the README's results table, beside d2l's figures.
 
 ``recipe(name).fit_kwargs(lr)`` gives the keyword arguments of ``fit``::
 

@@ -424,9 +424,9 @@ fig = viz.plot_history(result.history, title="DenseNet on Fashion-MNIST")
 # d2l's setting (growth rate 32 and a 64-channel stem at 96 px, for 10 epochs of plain SGD
 # at a constant rate). The `cpu` profile trains a narrower network on 28 px images for
 # two epochs with the recipe of Part III ([chapter 18](18_training_recipes.ipynb)):
-# momentum, weight decay, a one-cycle schedule that ends annealed, and label smoothing,
-# which buy in minutes most of what width and resolution cost. It also prints
-# the training speed in images per second: compare it with [chapter 11](11_resnet.ipynb)'s ResNet-18 run.
+# momentum, weight decay, a one-cycle schedule that ends annealed, and label smoothing.
+# The printed gap to d2l's figure says how close that gets. The cell also prints the
+# training speed in images per second: compare it with [chapter 11](11_resnet.ipynb)'s ResNet-18 run.
 # Multiply-adds do not tell the whole story, since every dense layer first copies the
 # whole concatenation into a new tensor and normalises all of it again.
 #
