@@ -63,7 +63,7 @@ KNOBS = {
     "smoke": dict(epochs=1, limit=256, test_limit=200, batch_size=128, resize=None,
                   small_input=True, width_mult=0.25, lr=0.05, recipe="laptop", momentum=0.9,
                   init="kaiming", stall_limit=128, stall_epochs=1),
-    "cpu":   dict(epochs=8, limit=None, test_limit=None, batch_size=128, resize=None,
+    "cpu":   dict(epochs=4, limit=None, test_limit=None, batch_size=128, resize=None,
                   small_input=True, width_mult=0.25, lr=0.05, recipe="laptop", momentum=0.9,
                   init="kaiming", stall_limit=10_000, stall_epochs=2),
     "full":  dict(epochs=10, limit=None, test_limit=None, batch_size=128, resize=224,
@@ -85,7 +85,7 @@ META = torch.device("meta")  # for full-size models: shapes and counts, no memor
 # structure (four NiN blocks, three max-pools, dropout, global average pooling) and makes
 # it affordable: native 28 px images with a 3x3 stride-1 first convolution in place of
 # the 11x11 stride-4 one (which would shrink a 28 px image to nothing), a quarter of the
-# channels (24-64-96 instead of 96-256-384), and 8 epochs on all 60,000 training images.
+# channels (24-64-96 instead of 96-256-384), and 4 epochs on all 60,000 training images.
 # It also changes the recipe to Kaiming initialisation and Part III's training recipe
 # (Nesterov momentum 0.9 at a peak learning rate of 0.05, section 7), because with d2l's
 # recipe this narrow NiN sits on a plateau for a long time; section 6 measures why.

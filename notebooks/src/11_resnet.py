@@ -62,7 +62,7 @@ KNOBS = {
                   width_mult=0.125, lr=0.05, recipe="laptop", modern_epochs=1,
                   deep_n=(1, 2), deep_width=0.125, deep_limit=256, deep_epochs=1,
                   depths=(18,)),
-    "cpu":   dict(epochs=10, limit=None, batch_size=128, resize=None, small_input=True,
+    "cpu":   dict(epochs=5, limit=None, batch_size=128, resize=None, small_input=True,
                   width_mult=0.125, lr=0.1, recipe="laptop", modern_epochs=3,
                   deep_n=(1, 3, 5), deep_width=0.125, deep_limit=5_000, deep_epochs=2,
                   depths=(18, 34, 50)),
@@ -85,7 +85,7 @@ print(f"profile {PROFILE}, device {device}, {torch.get_num_threads()} CPU thread
 # trillion multiply-adds), so the `cpu` profile keeps ResNet-18's *structure* (four
 # stages of two residual blocks) and shrinks its cost: native 28 px images with the small
 # stem (a 3x3 conv, no max-pool: the ImageNet stem would shrink 28 px to 7 px before the
-# first block), 1/8 of the width (8-16-32-64 channels), and 10 epochs on all 60,000
+# first block), 1/8 of the width (8-16-32-64 channels), and 5 epochs on all 60,000
 # training images (3 for the ModernCNN), with the training recipe of Part III (section 6).
 # That is enough to see a ResNet learn Fashion-MNIST well; section 6 compares the result
 # with d2l's.

@@ -66,8 +66,8 @@ KNOBS = {
     "smoke": dict(epochs=1, limit=512, batch_size=128, resize=None, small_input=True,
                   growth_rate=8, init_channels=16, block_config=(2, 2, 2, 2), lr=0.1,
                   recipe="laptop", mem_layers=(1, 2, 4, 6), cost_size=64, imagenet=("densenet121",)),
-    "cpu":   dict(epochs=2, limit=None, batch_size=128, resize=None, small_input=True,
-                  growth_rate=12, init_channels=24, block_config=(4, 4, 4, 4), lr=0.1,
+    "cpu":   dict(epochs=3, limit=None, batch_size=128, resize=None, small_input=True,
+                  growth_rate=8, init_channels=16, block_config=(4, 4, 4, 4), lr=0.1,
                   recipe="laptop", mem_layers=(1, 2, 4, 8, 12, 16), cost_size=224,
                   imagenet=("densenet121", "densenet169", "densenet201", "resnet50", "resnet101")),
     "full":  dict(epochs=10, limit=None, batch_size=256, resize=96, small_input=False,
@@ -89,8 +89,8 @@ print(f"profile {PROFILE}, device {device}, {torch.get_num_threads()} CPU thread
 # profile keeps that *structure* (four dense blocks of four layers, transitions that halve
 # the channels) and shrinks its cost to fit in a few minutes on two cores: native 28 px
 # images with the small stem (a 3x3 conv and no max-pool, so the four blocks see 28, 14,
-# 7 and 3 px), growth rate 12 and a 24-channel stem instead of 32 and 64 (12 is the
-# growth rate of the paper's CIFAR DenseNets), batch 128, and 2 epochs over all 60,000
+# 7 and 3 px), growth rate 8 and a 16-channel stem instead of 32 and 64 (the paper's
+# CIFAR DenseNets use 12), batch 128, and 3 epochs over all 60,000
 # training images. That shows a DenseNet learning Fashion-MNIST well; it is not the
 # published setting.
 #
@@ -423,7 +423,7 @@ fig = viz.plot_history(result.history, title="DenseNet on Fashion-MNIST")
 # The cell above the curves prints the test accuracy beside d2l's; the `full` profile runs
 # d2l's setting (growth rate 32 and a 64-channel stem at 96 px, for 10 epochs of plain SGD
 # at a constant rate). The `cpu` profile trains a narrower network on 28 px images for
-# two epochs with the recipe of Part III ([chapter 18](18_training_recipes.ipynb)):
+# three epochs with the recipe of Part III ([chapter 18](18_training_recipes.ipynb)):
 # momentum, weight decay, a one-cycle schedule that ends annealed, and label smoothing.
 # The printed gap to d2l's figure says how close that gets. The cell also prints the
 # training speed in images per second: compare it with [chapter 11](11_resnet.ipynb)'s ResNet-18 run.

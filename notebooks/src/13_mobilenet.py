@@ -67,7 +67,7 @@ KNOBS = {
     # and repeats of the CPU timing section
     "smoke": dict(epochs=1, limit=256, batch_size=128, resize=None, small_input=False,
                   width_mult=0.25, lr=0.1, recipe="laptop", latency_size=32, latency_repeats=1),
-    "cpu":   dict(epochs=6, limit=None, batch_size=128, resize=None, small_input=True,
+    "cpu":   dict(epochs=3, limit=None, batch_size=128, resize=None, small_input=True,
                   width_mult=0.25, lr=0.1, recipe="laptop", latency_size=224, latency_repeats=10),
     "full":  dict(epochs=10, limit=None, batch_size=128, resize=96, small_input=False,
                   width_mult=1.0, lr=0.1, recipe="d2l", latency_size=224, latency_repeats=30),
@@ -87,7 +87,7 @@ print(f"profile {PROFILE}, device {device}, {torch.get_num_threads()} CPU thread
 # (section 7 measures this). So the `cpu` profile keeps the architecture (all 17 inverted
 # residual blocks) and shrinks the cost: native 28 px images with a stride-1 stem (the
 # ImageNet stem would shrink 28 px images to 1x1 in the last stages), width multiplier
-# 0.25 (8 to 80 channels at the thin ends of the blocks), and 6 epochs on all 60,000
+# 0.25 (8 to 80 channels at the thin ends of the blocks), and 3 epochs on all 60,000
 # training images with the training recipe of Part III (section 8). That shows MobileNet
 # learning Fashion-MNIST well in minutes; it is not the `full` run.
 #
