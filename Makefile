@@ -89,6 +89,12 @@ grading-check: install data
 notebooks: install
 	$(PY) tools/notebooks.py build
 
+# The HTML book (build/site/$(PROFILE)/index.html) of the notebooks `make book PROFILE=$(PROFILE)`
+# executed, with the results table: Sphinx + myst-nb, offline (tools/site.py). Run make book first.
+.PHONY: site
+site: install
+	$(PY) tools/site.py --profile $(PROFILE)
+
 clean:
 	rm -rf build .pytest_cache notebooks/.ipynb_checkpoints
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
