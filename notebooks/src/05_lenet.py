@@ -475,14 +475,18 @@ if len(gains):
           f"{100 * (best['modern (all three)'] - base):+.1f} points")
 diverged = [v for v in variants if ablation.loc[v, "last epoch"] != ablation.loc[v, "last epoch"]]
 print(f"diverged at lr {cfg.lr}: {', '.join(diverged) or 'none'}")
+chance = 1 / 10   # ten classes
+stuck = [v for v in variants if v not in diverged and best[v] < chance + 0.05]
+print(f"never left chance accuracy ({chance:.2f}) at lr {cfg.lr}: {', '.join(stuck) or 'none'}")
 
 # %% [markdown]
-# Read the table row by row: the last line printed names the single change that buys the
-# most, and whether any variant diverged (a NaN loss) at this learning rate. Compare the
-# spread column with the differences between rows: a gap smaller than the spread is not
-# one you can trust from a single seed. If a variant diverged, blame the learning rate:
-# d2l chose 0.9 for the sigmoid network, and without batch norm nothing keeps a ReLU
-# network's activations in range at such a rate ([chapter 10](10_batch_norm.ipynb) measures what batch norm
+# Read the table row by row: the lines printed under it name the single change that buys
+# the most, and whether any variant diverged (a NaN loss) or never left chance accuracy at
+# this learning rate. Compare the spread column with the differences between rows: a gap
+# smaller than the spread is not one you can trust from a single seed. If a variant
+# diverged or stayed at chance, suspect the learning rate first: d2l chose 0.9 for
+# the sigmoid network, and without batch norm nothing keeps a ReLU network's activations
+# in range at such a rate ([chapter 10](10_batch_norm.ipynb) measures what batch norm
 # does to the usable learning rates).
 #
 # ## 8. Inside the trained network
