@@ -58,6 +58,7 @@ FACTORIES: dict[str, callable] = {
     "KernelEditor": lambda cls: cls(size=48),
     "MultiplierExplorer": lambda cls: cls(alpha=0.25, resolution=32, alphas=(0.25, 0.5),
                                           resolutions=(32, 64), repeats=1),
+    "TradeoffExplorer": lambda cls: _tradeoff_explorer(cls),
     "TransferCurveExplorer": lambda cls: cls(_transfer_table()),
     "InferenceExplorer": lambda cls: cls(_sweep_table()),
     "QuantizationExplorer": lambda cls: cls(_small_resnet()),
@@ -74,6 +75,17 @@ def _sweep_table():
              "throughput": b / (per * b / t / 1000), "per_image_ms": per / t, "load": 1.0}
             for t in (1, 2) for b in (1, 8) for path, per in (("eager", 1.0), ("onnxruntime", 0.5))]
     return speedups(pd.DataFrame(rows))
+
+
+def _tradeoff_explorer(cls):
+    """Two small tables, one row with a missing value (TradeoffExplorer's input)."""
+    import pandas as pd
+
+    a = pd.DataFrame({"architecture": ["a", "b", "c"], "gmacs": [1.0, 4.0, float("nan")],
+                      "acc1": [70.0, 75.0, 80.0], "ms": [2.0, 5.0, 9.0]})
+    b = pd.DataFrame({"architecture": ["d", "e"], "minutes": [3.0, 1.0], "acc1": [0.9, 0.8]})
+    return cls({"one": a, "two": b}, better={"gmacs": "lower", "ms": "lower",
+                                             "minutes": "lower", "acc1": "higher"})
 
 
 def _feature_map_explorer(cls):
