@@ -17,7 +17,7 @@ import importlib.util
 
 # name -> the module that defines it
 _EXPORTS = {
-    "active_profile": "cnnbook.config", "get_device": "cnnbook.config", "pick": "cnnbook.config",
+    "active_profile": "cnnbook.config", "claims_checked": "cnnbook.config", "get_device": "cnnbook.config", "pick": "cnnbook.config",
     "seed_everything": "cnnbook.config", "settings": "cnnbook.config",
     "load_data": "cnnbook.data",
     "evaluate": "cnnbook.train", "fit": "cnnbook.train",

@@ -4,6 +4,12 @@ Every notebook starts with a ``parameters`` cell whose ``PROFILE`` picks one of 
 settings: ``smoke`` (the whole notebook in under a minute on a 2-core CPU), ``cpu`` (a
 learner without a GPU gets a meaningful result in minutes) and ``full`` (the chapter's
 real settings, for a GPU). ``CNNBOOK_PROFILE`` in the environment sets the default.
+
+A *rehearsal* (``make rehearse``) runs the ``full`` profile's knobs on a CPU with every
+loop capped: ``CNNBOOK_MAX_BATCHES=N`` makes every loader, ``fit``, ``evaluate`` and
+benchmark stop after N batches (or repeats, or epochs), so every shape and code path of
+the full profile runs in minutes. ``claims_checked(profile)`` says whether a notebook may
+assert its learning claims: not in smoke, not in a rehearsal.
 """
 from __future__ import annotations
 
@@ -56,6 +62,53 @@ def env_flag(name: str) -> bool:
         return False
     raise ValueError(f"{name}={raw!r} is not a yes/no value; use one of "
                      f"{', '.join(TRUTHY)} to switch it on, or unset it")
+
+
+MAX_BATCHES_VAR = "CNNBOOK_MAX_BATCHES"
+
+
+def max_batches() -> int | None:
+    """The rehearsal cap ``CNNBOOK_MAX_BATCHES`` (a whole number >= 1), or None when unset.
+
+    Read at each use, so a test (or a notebook) can switch it on and off. Anything that is
+    not a positive whole number is an error naming the variable.
+    """
+    raw = os.environ.get(MAX_BATCHES_VAR, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{MAX_BATCHES_VAR}={raw!r} is not a whole number >= 1; set it to the "
+                         "number of batches each loop may run (e.g. 2), or unset it")
+    return value
+
+
+def rehearsing() -> bool:
+    """True while ``CNNBOOK_MAX_BATCHES`` caps every loop (``make rehearse``)."""
+    return max_batches() is not None
+
+
+def capped(n, minimum: int = 1):
+    """``n`` (batches, steps, repeats, epochs) limited to the rehearsal cap, never below
+    ``minimum``; ``n`` itself when no cap is set. ``None`` (no limit) becomes the cap."""
+    cap = max_batches()
+    if cap is None:
+        return n
+    if n is None:
+        return max(cap, minimum)
+    return min(n, max(cap, minimum))
+
+
+def claims_checked(profile: str) -> bool:
+    """Whether a notebook asserts its learning claims ("X trains, Y stalls"): in the cpu and
+    full profiles, not in smoke (too short to learn) nor in a rehearsal (a couple of batches).
+
+    Chapters guard such asserts with ``if cnnbook.config.claims_checked(PROFILE):``.
+    """
+    return normalize_profile(profile, "profile") != "smoke" and not rehearsing()
 
 
 def pick(profile: str, **settings):

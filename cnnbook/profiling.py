@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from cnnbook.config import capped
+
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (all, or only those with ``requires_grad``)."""
@@ -71,6 +73,7 @@ def latency_ms(model: nn.Module, input_size=(1, 3, 224, 224), batch_size: int | 
     """
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
+    repeats, warmup = capped(repeats), capped(warmup, minimum=0)   # a rehearsal: a couple
     size = list(input_size)
     if batch_size is not None:
         size[0] = batch_size

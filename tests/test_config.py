@@ -110,3 +110,20 @@ def test_env_flag_rejects_a_typo(monkeypatch):
     monkeypatch.setenv("CNNBOOK_OFFLINE", "onn")
     with pytest.raises(ValueError, match="CNNBOOK_OFFLINE='onn'"):
         config.env_flag("CNNBOOK_OFFLINE")
+
+
+def test_rehearsal_cap_reads_environment(monkeypatch):
+    monkeypatch.delenv("CNNBOOK_MAX_BATCHES", raising=False)
+    assert config.max_batches() is None and not config.rehearsing()
+    assert config.capped(50) == 50 and config.capped(None) is None
+    assert config.claims_checked("cpu") and config.claims_checked(" FULL ")
+    assert not config.claims_checked("smoke")
+    monkeypatch.setenv("CNNBOOK_MAX_BATCHES", " 2 ")
+    assert config.max_batches() == 2 and config.rehearsing()
+    assert (config.capped(50), config.capped(1), config.capped(0), config.capped(None)) == (2, 1, 0, 2)
+    assert config.capped(50, minimum=5) == 5 and config.capped(3, minimum=0) == 2
+    assert not config.claims_checked("full") and not config.claims_checked("cpu")
+    for bad in ("0", "-1", "two", "1.5"):
+        monkeypatch.setenv("CNNBOOK_MAX_BATCHES", bad)
+        with pytest.raises(ValueError, match="CNNBOOK_MAX_BATCHES"):
+            config.max_batches()

@@ -75,3 +75,10 @@ def test_latency_times_the_batch_size_asked_for():
 def test_latency_of_profile_model_is_the_median_of_a_batch():
     stats = profile_model(_Sleeper(2.0), (4, 3, 4, 4), latency=True, repeats=2, warmup=0)
     assert 8.0 <= stats["latency_ms"]
+
+
+def test_a_rehearsal_caps_the_repeats(monkeypatch):
+    model = _Sleeper(0.0)
+    monkeypatch.setenv("CNNBOOK_MAX_BATCHES", "2")
+    out = latency_ms(model, (1, 1, 4, 4), repeats=50, warmup=10)
+    assert out["repeats"] == 2 and len(model.modes) == 4   # 2 warm-up + 2 timed calls

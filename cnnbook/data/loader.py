@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from cnnbook.config import get_device
+from cnnbook.config import capped, get_device
 from cnnbook.data.catalog import info
 from cnnbook.data.splits import load_split, subset_per_class
 
@@ -116,10 +116,10 @@ class StepsPerEpoch:
         self._batches = None
 
     def __len__(self) -> int:
-        return self.steps
+        return capped(self.steps)   # a rehearsal (CNNBOOK_MAX_BATCHES) runs a couple
 
     def __iter__(self):
-        for _ in range(self.steps):
+        for _ in range(len(self)):
             batch = next(self._batches, None) if self._batches is not None else None
             if batch is None:
                 self._batches = iter(self.loader)
@@ -133,7 +133,8 @@ class TensorLoader:
     """Iterate ``(X, y)`` mini-batches of an in-memory split on ``device``.
 
     ``len()`` is the number of batches, so it also drops into d2l's ``train_ch6``.
-    Shuffling uses its own seeded generator: the same seed gives the same batches.
+    Shuffling uses its own seeded generator: the same seed gives the same batches. In a
+    rehearsal (``CNNBOOK_MAX_BATCHES=N``, ``make rehearse``) every pass stops after N batches.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
@@ -158,7 +159,7 @@ class TensorLoader:
 
     def __len__(self) -> int:
         n = len(self.labels)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return capped(n // self.batch_size if self.drop_last else -(-n // self.batch_size))
 
     @property
     def num_examples(self) -> int:

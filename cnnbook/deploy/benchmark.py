@@ -35,6 +35,8 @@ import torch
 from torch import nn
 from torch.utils import benchmark as tbench
 
+from cnnbook.config import capped
+
 __all__ = ["Timing", "time_call", "benchmark", "example_input", "size_mb", "file_size_mb",
            "load_average"]
 
@@ -111,6 +113,7 @@ def time_call(fn: Callable, *args, repeats: int = 20, warmup: int = 3, number: i
     _check_count("number", number, 1)
     _check_count("batch_size", batch_size, 1)
     threads = torch.get_num_threads() if threads is None else _check_count("threads", threads, 1)
+    repeats, warmup = capped(repeats), capped(warmup, minimum=0)   # a rehearsal: a couple
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
     timer = tbench.Timer(stmt="fn(*args)", globals={"fn": fn, "args": args},

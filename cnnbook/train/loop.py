@@ -48,6 +48,7 @@ schedule, history row, plot, callbacks, checkpoint.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import numbers
@@ -63,7 +64,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from cnnbook.config import active_profile, describe_device, get_device
+from cnnbook.config import active_profile, capped, describe_device, get_device, max_batches
 from cnnbook.train.callbacks import as_callbacks, call_hook
 from cnnbook.train.checkpoint import Checkpoint, fingerprint, restore_training_state, training_state
 from cnnbook.train.distributed import setup as setup_distributed
@@ -126,7 +127,8 @@ def accuracy_count(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def evaluate(model: nn.Module, data_iter: Iterable, device=None,
              loss_fn: Callable | None = None) -> dict:
-    """Accuracy (and mean loss) of ``model`` on every batch of ``data_iter``, in eval mode."""
+    """Accuracy (and mean loss) of ``model`` on every batch of ``data_iter``, in eval mode
+    (on the first N in a rehearsal, ``CNNBOOK_MAX_BATCHES=N``)."""
     device = device or next(model.parameters()).device
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     was_training = model.training
@@ -134,7 +136,7 @@ def evaluate(model: nn.Module, data_iter: Iterable, device=None,
     correct = torch.zeros((), device=device)
     loss_sum = torch.zeros((), device=device)
     n = 0
-    for X, y in data_iter:
+    for X, y in _rehearsal_cap(data_iter):
         X, y = X.to(device), y.to(device)
         logits = model(X)
         correct += accuracy_count(logits, y)
@@ -148,12 +150,13 @@ def evaluate(model: nn.Module, data_iter: Iterable, device=None,
 
 @torch.no_grad()
 def predict(model: nn.Module, data_iter: Iterable, device=None):
-    """Predicted and true labels over a whole loader (for confusion matrices)."""
+    """Predicted and true labels over a whole loader (for confusion matrices; its first N
+    batches in a rehearsal, ``CNNBOOK_MAX_BATCHES=N``)."""
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
     preds, labels = [], []
-    for X, y in data_iter:
+    for X, y in _rehearsal_cap(data_iter):
         preds.append(model(X.to(device)).argmax(dim=1).cpu())
         labels.append(y.cpu())
     model.train(was_training)
@@ -220,6 +223,10 @@ def fit(model: nn.Module, train_iter, test_iter=None, epochs: int = 10, lr: floa
     Ctrl-C returns the epochs done so far (``result.interrupted``). A NaN/inf loss raises
     ``TrainingDiverged`` (its ``.result`` holds the history so far; the model gets the last
     finished epoch's weights back).
+
+    In a rehearsal (``CNNBOOK_MAX_BATCHES=N``, ``make rehearse``) fit trains at most N epochs
+    of at most N batches each and evaluates on N batches; the schedule is still built for
+    ``epochs``, so every argument's code path runs as in the real run.
     """
     _check_arguments(model, train_iter, test_iter, epochs, lr, momentum, weight_decay,
                      clip_grad_norm, check_every)
@@ -288,8 +295,9 @@ def fit(model: nn.Module, train_iter, test_iter=None, epochs: int = 10, lr: floa
                        stopped=stopped, result=result), is_best)
 
     interrupted, first_batch = False, start == 1
+    last_epoch = capped(epochs)   # epochs itself unless a rehearsal caps it
     try:
-        for epoch in range(start, epochs + 1):
+        for epoch in range(start, last_epoch + 1):
             model.train()
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device)
@@ -298,7 +306,7 @@ def fit(model: nn.Module, train_iter, test_iter=None, epochs: int = 10, lr: floa
             lr_now = _lr(opt)
             bar = _progress(_len(train_iter), f"epoch {epoch}/{epochs}", progress)
             t0 = time.perf_counter()
-            for step, (X, y) in enumerate(train_iter, 1):
+            for step, (X, y) in enumerate(_rehearsal_cap(train_iter), 1):
                 X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 opt.zero_grad(set_to_none=True)
                 with amp.autocast():
@@ -428,6 +436,12 @@ def _check_arguments(model, train_iter, test_iter, epochs, lr, momentum, weight_
         if not isinstance(it, IterableABC) and not hasattr(it, "__getitem__"):
             raise TypeError(f"{label} must be an iterable of (X, y) batches such as a "
                             f"TensorLoader or DataLoader, got {type(it).__name__}")
+
+
+def _rehearsal_cap(loader):
+    """``loader`` itself, or its first N batches in a rehearsal (``CNNBOOK_MAX_BATCHES=N``)."""
+    cap = max_batches()
+    return loader if cap is None else itertools.islice(loader, cap)
 
 
 def _len(loader) -> int | None:

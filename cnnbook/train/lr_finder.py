@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cnnbook.config import capped
 from cnnbook.train.optim import make_optimizer
 
 
@@ -115,6 +116,7 @@ def lr_find(model: nn.Module, train_iter, optimizer="sgd", start_lr: float = 1e-
         raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
     if num_steps < 2 or not 0 <= beta < 1 or diverge <= 1:
         raise ValueError("need num_steps >= 2, 0 <= beta < 1 and diverge > 1")
+    num_steps = capped(num_steps, minimum=2)   # a rehearsal (CNNBOOK_MAX_BATCHES) runs two
     device = next(model.parameters()).device
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     saved_model = copy.deepcopy(model.state_dict())

@@ -222,3 +222,20 @@ def test_steps_per_epoch_goes_on_where_the_last_epoch_stopped():
         StepsPerEpoch(base, 0)
     with pytest.raises(ValueError, match="no batches"):
         list(StepsPerEpoch([], 1))
+
+
+def test_a_rehearsal_caps_every_pass_to_its_batches(monkeypatch):
+    from cnnbook.data.loader import StepsPerEpoch
+
+    X = torch.randint(0, 256, (100, 1, 4, 4), dtype=torch.uint8)
+    y = torch.arange(100) % 10
+    loader = TensorLoader(X, y, batch_size=8, shuffle=True, device="cpu")
+    monkeypatch.delenv("CNNBOOK_MAX_BATCHES", raising=False)
+    assert len(loader) == 13 and len(list(loader)) == 13 and len(StepsPerEpoch(loader, 40)) == 40
+    monkeypatch.setenv("CNNBOOK_MAX_BATCHES", "2")
+    batches = list(loader)
+    assert len(loader) == 2 and [len(b) for _, b in batches] == [8, 8]
+    assert len(list(StepsPerEpoch(loader, 40))) == 2 == len(StepsPerEpoch(loader, 40))
+    train, test = load_data("fashion_mnist", batch_size=64, resize=40, device="cpu")
+    assert len(train) == len(test) == 2   # the full splits load, two batches go out
+    assert [tuple(xb.shape) for xb, _ in test] == [(64, 1, 40, 40)] * 2

@@ -92,3 +92,12 @@ def test_size_counts_tensor_attributes_once():
     assert B.file_size_mb(m, state_dict_only=False) - B.file_size_mb(m) < 100 / 1e6 + 0.002
     with pytest.raises(TypeError):
         B.file_size_mb(lambda x: x)
+
+
+def test_a_rehearsal_caps_the_repeats_and_warmup(monkeypatch):
+    calls = []
+    monkeypatch.setenv("CNNBOOK_MAX_BATCHES", "2")
+    t = B.time_call(lambda x: calls.append(x) or x, torch.ones(1), repeats=30, warmup=5)
+    assert t.repeats == 2 and 4 <= len(calls) <= 2 + 2 * 100   # 2 warm-up, 2 timed blocks
+    monkeypatch.delenv("CNNBOOK_MAX_BATCHES")
+    assert B.time_call(lambda x: x, torch.ones(1), repeats=3, warmup=0).repeats == 3

@@ -505,3 +505,36 @@ def test_unwritable_results_dir_is_a_warning_not_a_lost_training(results_dir, mo
         result = fit(_model(), tr, te, epochs=1, lr=0.3, name="nowhere", device="cpu",
                      progress=False)
     assert result.record_path is None and len(result.history) == 1 and result.test_acc > 0
+
+
+def test_a_rehearsal_caps_epochs_batches_and_evaluation(monkeypatch, results_dir):
+    """CNNBOOK_MAX_BATCHES=2: fit trains two epochs of two batches whatever it is given (a
+    DataLoader-like list as well as a TensorLoader) and evaluates on two batches."""
+    seed_everything(0)
+    tr, te = _loaders()
+    batches = [(X, y) for X, y in tr]   # 8 batches of 64, no len() cap of its own
+    seen = {"train": 0}
+
+    class Counting:   # like a DataLoader: its len() knows nothing of the cap
+        def __len__(self):
+            return len(batches)
+
+        def __iter__(self):
+            for b in batches:
+                seen["train"] += 1
+                yield b
+
+    monkeypatch.setenv("CNNBOOK_MAX_BATCHES", "2")
+    from cnnbook.train import schedules
+    result = fit(_model(), Counting(), te, epochs=10, lr=0.1, device="cpu", progress=False,
+                 name="toy", chapter="00", profile="full", scheduler=schedules.step(5, 0.1))
+    assert list(result.history["epoch"]) == [1, 2] and seen["train"] == 4
+    assert result.record["train_examples"] is None and result.record["epochs"] == 2
+    assert result.record_path == results_dir / "full" / "00-toy.json"
+    seen["train"] = 0
+    evaluate(_model(), Counting())
+    assert seen["train"] == 2   # 2 of the 8 batches
+    preds, labels = predict(_model(), batches)
+    assert len(preds) == len(labels) == 128
+    monkeypatch.delenv("CNNBOOK_MAX_BATCHES")
+    assert len(predict(_model(), batches)[0]) == 512

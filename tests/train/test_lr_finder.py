@@ -122,3 +122,10 @@ def test_ready_optimizer_state_and_lr_restored():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="start_lr < end_lr"):
         lr_find(_cnn(), [], start_lr=1.0, end_lr=0.1)
+
+
+def test_a_rehearsal_caps_the_range_test_to_two_steps(monkeypatch):
+    X, y, _ = _regression()
+    monkeypatch.setenv("CNNBOOK_MAX_BATCHES", "2")
+    found = lr_find(nn.Linear(8, 1, bias=False), [(X, y)], num_steps=100, loss_fn=nn.MSELoss())
+    assert found.steps <= 2 and len(found.lrs) <= 2
