@@ -1,7 +1,7 @@
 # cnnbook: two commands for a newcomer.
 #   make lab    set everything up and open the course in JupyterLab
 #   make test   set everything up and run the whole test suite, notebooks included
-# Also: make install | data | book [PROFILE=smoke|cpu|full] | notebooks | clean
+# Also: make install | data | book [PROFILE=smoke|cpu|full] | rehearse | notebooks | clean
 # Homework (README, "For teachers"): make assignments | collect A=NN_topic ZIP=file.zip |
 #   grade A=NN_topic | grades | student-edition [OUT=folder] | grading-check
 
@@ -20,7 +20,7 @@ endif
 # nbgrader and jupyter shell out to tools found on PATH: use the venv's.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install data lab test unit book assignments collect grade grades student-edition grading-check notebooks clean
+.PHONY: install data lab test unit book rehearse assignments collect grade grades student-edition grading-check notebooks clean
 
 install: $(STAMP)
 
@@ -53,6 +53,13 @@ unit: install
 # Execute every notebook with papermill into build/notebooks/ and write the results table.
 book: install data
 	$(PY) tools/book.py --profile $(PROFILE)
+
+# Every notebook with the full profile's knobs but every loop capped to $(BATCHES) batches
+# (epochs, benchmark repeats) on the CPU, two at a time: each shape and code path of the
+# GPU profile, in minutes. Writes only to build/rehearse/ (tools/rehearse.py).
+BATCHES ?= 2
+rehearse: install data
+	$(PY) tools/rehearse.py --batches $(BATCHES)
 
 # Homework with nbgrader. The course folder (gradebook, submissions, feedback) lives in
 # $(COURSE), outside build/, so `make clean` never deletes grades. Grading needs the datasets.
