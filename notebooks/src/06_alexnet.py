@@ -482,7 +482,7 @@ print(f"sigmoid: train loss {sig['train loss']:.3f} (ln 10 = {math.log(10):.3f})
       f"{sig['test accuracy']:.3f}; its conv1 gradient is "
       f"{relu['conv1 gradient norm at init'] / sig['conv1 gradient norm at init']:,.0f}x smaller")
 assert sig["conv1 gradient norm at init"] < relu["conv1 gradient norm at init"] / 100
-if PROFILE != "smoke":   # a smoke run is too short for claims about learning
+if cnnbook.claims_checked(PROFILE):   # a smoke run is too short for claims about learning
     # near ln 10, the loss of a uniform guess: within 0.2 (an average over the last epoch's
     # batches can sit a little above it while the weights drift)
     assert abs(sig["train loss"] - math.log(10)) < 0.2 and sig["test accuracy"] < 0.2

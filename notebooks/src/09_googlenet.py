@@ -455,7 +455,7 @@ print(f"mean training loss over the first epoch: {first_loss:.3f} (guessing: ln 
 # %%
 fig = viz.plot_history(result.history, title="GoogLeNet on Fashion-MNIST")
 print(result.history.round(3).to_string(index=False))
-if PROFILE != "smoke" and cfg.batch_norm:   # the claim above, on the numbers
+if cnnbook.claims_checked(PROFILE) and cfg.batch_norm:   # the claim above, on the numbers
     assert first_loss < 0.8 * math.log(10), first_loss
 
 # %% [markdown]

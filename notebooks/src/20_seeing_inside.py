@@ -217,7 +217,7 @@ rand3 = fit_gabors(torch.randn(256, 3, 3, 3, generator=torch.Generator().manual_
 print(f"ResNet's 3x3 stem: mean {res_stem.mean():.3f}; 3x3 noise: mean {rand3.mean():.3f}")
 
 # %%
-if PROFILE != "smoke":
+if cnnbook.claims_checked(PROFILE):
     assert gabor_table.loc["trained", "mean"] > gabor_table.loc["at initialisation", "mean"]
     assert gabor_table.loc["trained", "mean"] > gabor_table.loc["Gaussian noise", "mean"]
 
@@ -472,7 +472,7 @@ print("rank correlation with the trained model's maps once every block is random
       final.round(3).to_dict())
 
 # %%
-if PROFILE != "smoke":
+if cnnbook.claims_checked(PROFILE):
     # every method's maps must move away from the trained model's maps
     assert (final < 0.7).all(), final
     assert sanity_table["Grad-CAM"].iloc[-1] < 0.5
@@ -512,7 +512,7 @@ agree = {"features": neighbour_agreement(feats, labels, cfg.k),
          "chance": sum(float((labels == c).float().mean()) ** 2 for c in range(10))}
 print({k: round(v, 3) for k, v in agree.items()},
       f"(fraction of the {cfg.k} nearest neighbours with the same label)")
-if PROFILE != "smoke":
+if cnnbook.claims_checked(PROFILE):
     assert agree["features"] > agree["pixels"] + 0.1
 
 # %%
