@@ -436,7 +436,7 @@ CSS = """\
 .cnnbook-widget { border: 1px solid #d0d7de; border-radius: 6px; padding: 0.5em; margin: 0.3em 0; }
 .cnnbook-w-note { font-size: 0.85em; color: #57606a; margin-bottom: 0.4em; }
 .cnnbook-w-hbox { display: flex; flex-wrap: wrap; gap: 0.3em 0.8em; align-items: center; }
-.cnnbook-w-vbox { display: flex; flex-direction: column; gap: 0.3em; }
+.cnnbook-w-vbox { display: flex; flex-direction: column; align-items: flex-start; gap: 0.3em; }
 .cnnbook-w-control { display: inline-block; font-size: 0.85em; padding: 0.1em 0.5em;
                      border-radius: 4px; background: #f0f2f4; }
 .cnnbook-w-title { font-weight: bold; }
