@@ -803,7 +803,8 @@ print(robust.round(4).to_string())
 fig, ax = plt.subplots(figsize=(5, 3.2))
 robust.plot(ax=ax, marker="o", xlabel="shift (pixels)", ylabel="test accuracy",
             title="Accuracy on shifted test digits", grid=True);
-assert (robust.loc[4] < robust.loc[0]).all()
+if not cnnbook.config.rehearsing():   # trained networks (make rehearse trains two batches)
+    assert (robust.loc[4] < robust.loc[0]).all()
 
 # %% [markdown]
 # Both networks lose accuracy as the digits move (table and plot above), because MNIST's
