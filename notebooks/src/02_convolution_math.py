@@ -708,6 +708,7 @@ assert torch.allclose(learned, K_edge, atol=0.01), learned
 # %%
 def best_ms(fn, repeats):
     """Fastest of `repeats` runs of fn(), in milliseconds (the least disturbed run)."""
+    repeats = cnnbook.config.capped(repeats)   # make rehearse: a couple
     return 1000 * min(timeit.repeat(fn, number=1, repeat=repeats))
 
 
