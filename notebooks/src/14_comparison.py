@@ -553,7 +553,97 @@ else:
 # The records store the parameter count of each trained network but not its
 # multiply-adds; exercise 2 gives you the tool to estimate them from the resolution.
 #
-# ## 7. What each architecture added
+# ## 7. Your own trade-off plot
+#
+# Every plot above fixed its axes. The `TradeoffExplorer` lets you choose them: the data
+# (torchvision's ImageNet numbers with this run's CPU times from section 5, or the course's
+# Fashion-MNIST records from section 6), the architectures to show (Ctrl- or Shift-click to
+# pick several), the x and y axes among the measured columns, and log or linear scales. It
+# rings the **Pareto front**: the architectures that no other *shown* architecture beats on
+# both axes at once, where a higher accuracy and a lower cost (parameters, multiply-adds,
+# milliseconds, minutes) count as better; each axis label says which way is better. The
+# front is found by `cnnbook.widgets.tradeoff.pareto_set`, the definition written out
+# (exercise 3 asks you to write a faster one). The cell first prints the front for four
+# questions, computed by the same function.
+
+# %%
+from cnnbook.widgets.tradeoff import TradeoffExplorer, front_labels
+
+TOP1, TOP5, GMACS, PARAMS = ("ImageNet top-1 (%)", "ImageNet top-5 (%)",
+                             "GMACs per 224 px image", "parameters (M)")
+MS_1 = f"CPU ms per image, batch 1 at {cfg.side_1} px"
+MS_B = f"CPU ms per image, batch {B} at {cfg.side_big} px"
+FASHION_ACC, FASHION_MIN = "Fashion-MNIST test accuracy", "minutes of training"
+acc5 = costs.set_index("architecture")["acc5"].to_dict()
+acc5.update({label: torchvision_meta(builder)["acc5"] for label, builder in later.items()})
+timed = speed.set_index("architecture")
+imagenet_choice = pd.DataFrame({
+    "architecture": imagenet["model"], TOP1: imagenet["acc1"], TOP5: imagenet["model"].map(acc5),
+    GMACS: imagenet["gmacs"], PARAMS: imagenet["params_m"],
+    MS_1: imagenet["model"].map(timed["ms (batch 1)"]),
+    MS_B: imagenet["model"].map(timed[f"ms/image (batch {B})"])})
+cpu_records = fashion["cpu"]
+fashion_choice = pd.DataFrame({
+    "architecture": cpu_records["architecture"], FASHION_ACC: cpu_records["test_acc"],
+    "d2l's published accuracy (GPU)": cpu_records["d2l_acc"],
+    "parameters of the trained network": cpu_records["params"],
+    FASHION_MIN: cpu_records["minutes"],
+    "training images per second": cpu_records["examples_per_sec"]})
+better = {TOP1: "higher", TOP5: "higher", GMACS: "lower", PARAMS: "lower", MS_1: "lower",
+          MS_B: "lower", FASHION_ACC: "higher", "d2l's published accuracy (GPU)": "higher",
+          "parameters of the trained network": "lower", FASHION_MIN: "lower",
+          "training images per second": "higher"}
+IMAGENET_DATA, FASHION_DATA = ("ImageNet: torchvision's accuracy, this run's CPU time",
+                               "Fashion-MNIST: the course's cpu records")
+tables = {IMAGENET_DATA: imagenet_choice, FASHION_DATA: fashion_choice}
+
+have_ms = list(imagenet_choice.dropna(subset=[MS_1])["architecture"])
+questions = {"MACs": (IMAGENET_DATA, GMACS, TOP1, None),
+             "MACs, timed only": (IMAGENET_DATA, GMACS, TOP1, have_ms),
+             "time": (IMAGENET_DATA, MS_1, TOP1, have_ms),
+             "training minutes": (FASHION_DATA, FASHION_MIN, FASHION_ACC, None)}
+fronts = {}
+for key, (data, x, y, chosen) in questions.items():
+    table = tables[data]
+    rows = table if chosen is None else table[table["architecture"].isin(chosen)]
+    n = int(rows[[x, y]].notna().all(axis=1).sum())
+    fronts[key] = front_labels(table, x, y, better, selected=chosen) if n else []
+    print(f"{y} against {x}{'' if chosen is None else ' (networks timed)'}: "
+          f"{len(fronts[key])} of {n} on the front: {', '.join(fronts[key]) or 'no data'}")
+left = [a for a in fronts["MACs, timed only"] if a not in fronts["time"]]
+joined = [a for a in fronts["time"] if a not in fronts["MACs, timed only"]]
+print(f"x from multiply-adds to milliseconds, among the {len(have_ms)} networks timed: "
+      f"{', '.join(left) or 'none'} left the front, {', '.join(joined) or 'none'} joined it")
+for col in (GMACS, PARAMS):
+    order = imagenet_choice.sort_values(col, kind="stable")["architecture"]
+    print(f"cheapest to dearest by {col}: {', '.join(order)}")
+explorer = TradeoffExplorer(tables, better, data=IMAGENET_DATA, x=GMACS, y=TOP1)
+assert explorer.state["error"] is None and explorer.state["front"] == fronts["MACs"]
+explorer
+
+# %% [markdown]
+# What to look for:
+#
+# - **Cost is not one number.** The printout lists the ImageNet front twice among the same
+#   networks, once against multiply-adds and once against this CPU's milliseconds, and
+#   names the networks that leave or join it when the x axis changes. Section 5 says why
+#   the two can differ; set the x axis to each in turn and watch those networks.
+# - **The front depends on who is shown.** Unselect a network on the front: the networks
+#   it alone beat join the front. Unselect the MobileNets and see which older networks
+#   look efficient without them.
+# - **Parameters and multiply-adds.** The last two lines of the printout order the
+#   networks by each; put parameters on the x axis and see which networks move, and
+#   whether the front changes. Section 3 and exercise 1 explain the moves: a fully
+#   connected head holds many parameters and costs few multiply-adds.
+# - **The course's own runs.** Switch the data to Fashion-MNIST and put minutes of
+#   training on the x axis (the fourth line of the printout gives that front): compare its
+#   accuracy range with ImageNet's (section 6 printed both spreads). Networks without a
+#   record are listed above the plot, not drawn.
+# - **Log or linear.** A log x axis spaces costs that span orders of magnitude evenly; on
+#   a linear one the cheap networks crowd at the left. The front does not change with the
+#   scale, only how it looks.
+#
+# ## 8. What each architecture added
 #
 # The registry stores one line per network, the lesson its chapter teaches (variants
 # such as VGG-16 say what they change):
