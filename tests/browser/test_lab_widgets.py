@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -51,6 +52,38 @@ widgets.VBox([explorer, status])
 """
 
 
+# The explorers added with issue 12, one small instance each (the unit tests' own FACTORIES,
+# so the browser sees what tests/widgets/test_every_explorer.py drives), in one notebook
+# and one kernel. Each is displayed with a status line that counts its renders.
+# (module, class, how the browser changes one control, the control's description, value)
+RECENT = [
+    ("descent", "DescentExplorer", "slider", "momentum", None),
+    ("channel_mixer", "ChannelMixerExplorer", "dropdown", "mixing matrix", "sepia"),
+    ("inception", "InceptionExplorer", "toggle", "activity", "sum of |activation|"),
+    ("batch_stats", "BatchStatsExplorer", "dropdown", "layer", "fc"),
+    ("dense_growth", "DenseGrowthExplorer", "checkbox", "bottleneck", None),
+    ("multipliers", "MultiplierExplorer", "checkbox", "time it", None),
+    ("tradeoff", "TradeoffExplorer", "select", "architectures", ["a", "b"]),
+]
+
+RECENT_CODE = """\
+import importlib, sys, time
+import ipywidgets as widgets
+from IPython.display import display
+sys.path.insert(0, {tests!r})
+from test_every_explorer import build   # the small instances the unit tests drive
+start = time.perf_counter()
+for module, name in {classes!r}:
+    explorer = build(getattr(importlib.import_module("cnnbook.widgets." + module), name))
+    status = widgets.Label(value=f"{{name}} renders={{explorer.renders}}")
+    explorer.image.observe(lambda _, e=explorer, s=status, n=name:
+                           setattr(s, "value", f"{{n}} renders={{e.renders}}"), names="value")
+    display(widgets.VBox([explorer, status]))
+print(f"built in {{time.perf_counter() - start:.1f}} s")
+""".format(tests=str(Path(__file__).resolve().parents[1] / "widgets"),
+           classes=[(m, c) for m, c, *_ in RECENT])
+
+
 def _notebook(code: str) -> str:
     return json.dumps({"cells": [{"cell_type": "code", "execution_count": None, "metadata": {},
                                   "outputs": [], "source": code}],
@@ -75,6 +108,7 @@ def lab(tmp_path_factory):
           "nbformat": 4, "nbformat_minor": 5}
     (root / "widget.ipynb").write_text(json.dumps(nb))
     (root / "feature_maps.ipynb").write_text(_notebook(FEATURE_MAP_CODE))
+    (root / "recent_explorers.ipynb").write_text(_notebook(RECENT_CODE))
     port = _free_port()
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".jupyter"))
     proc = subprocess.Popen(
@@ -150,9 +184,10 @@ def test_widget_renders_and_reacts_in_jupyterlab(lab, tmp_path):
             browser.close()
 
 
-def _run_first_cell(page, lab, notebook, ready):
+def _run_first_cell(page, lab, notebook, ready, timeout: int = 90_000):
     """Open ``notebook``, run its only cell (again if a busy kernel drops the first request)
-    until ``ready(out)`` (a locator in the output) is visible; return the output area."""
+    until ``ready(out)`` (a locator in the output) is visible, waiting ``timeout`` ms per
+    try; return the output area."""
     # a workspace of its own, reset: only this notebook is open (the lab server is shared
     # by the tests, and a restored workspace would show the other tests' notebooks too, so
     # ".jp-CodeCell" could resolve to a cell in a hidden tab)
@@ -170,7 +205,7 @@ def _run_first_cell(page, lab, notebook, ready):
         cell.click()
         page.keyboard.press("Control+Enter")
         try:
-            ready(out).wait_for(state="visible", timeout=90_000)
+            ready(out).wait_for(state="visible", timeout=timeout)
             return out
         except Exception:
             if attempt == 3:
@@ -213,5 +248,64 @@ def test_feature_map_explorer_renders_and_reacts_in_jupyterlab(lab, tmp_path):
         except Exception:
             page.screenshot(path="/tmp/cnnbook-lab-feature-maps-failure.png")
             raise
+        finally:
+            browser.close()
+
+
+def _change_one_control(page, box, kind, description, value):
+    """Change one control of an explorer's output ``box`` the way a learner would."""
+    if kind == "dropdown":
+        box.locator(".widget-dropdown", has_text=description).locator("select") \
+            .select_option(label=value)
+    elif kind == "select":
+        box.locator(".widget-select-multiple", has_text=description).locator("select") \
+            .select_option(label=value)
+    elif kind == "checkbox":
+        box.locator(".widget-checkbox", has_text=description).locator("input").click()
+    elif kind == "toggle":
+        box.locator(".widget-toggle-buttons", has_text=description) \
+            .get_by_role("button", name=value, exact=True).click()
+    elif kind == "slider":   # the slider's handle takes the keyboard, one step per key
+        box.locator(".widget-slider", has_text=description).locator(".noUi-handle").focus()
+        page.keyboard.press("ArrowRight")
+    else:
+        raise ValueError(kind)
+
+
+def test_recent_explorers_render_and_react_in_jupyterlab(lab, tmp_path):
+    """Chapters 04, 08, 09, 10, 12, 13 and 14's explorers, all in one notebook: each draws
+    its picture, and a control changed in the browser makes the kernel draw a new one."""
+    from playwright.sync_api import expect, sync_playwright
+
+    names = [c for _, c, *_ in RECENT]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        try:
+            last = lambda out: page.get_by_text(f"{names[-1]} renders=1", exact=True)
+            _run_first_cell(page, lab, "recent_explorers.ipynb", last, timeout=180_000)
+            print(page.locator(".jp-OutputArea-output", has_text="built in").inner_text())
+            failures = []
+            for _, name, kind, description, value in RECENT:
+                box = page.locator(".jp-OutputArea-output", has_text=f"{name} renders=")
+                try:
+                    expect(box).to_have_count(1, timeout=10_000)
+                    expect(box.get_by_text(f"{name} renders=1", exact=True)).to_be_visible()
+                    image = box.locator(".widget-image").first
+                    expect(image).to_be_visible(timeout=30_000)
+                    assert "Error displaying widget" not in box.inner_text()
+                    before = image.get_attribute("src")
+                    _change_one_control(page, box, kind, description, value)
+                    # a new picture drawn in the kernel (a redraw that raised would leave
+                    # renders=1 and the message line instead)
+                    expect(box.get_by_text(re.compile(rf"^{name} renders=([2-9]|\d\d+)$"))) \
+                        .to_be_visible(timeout=60_000)
+                    expect(image).not_to_have_attribute("src", before, timeout=30_000)
+                    assert "Traceback" not in box.inner_text()
+                except Exception as exc:  # noqa: BLE001 - collect, report every explorer
+                    page.screenshot(path=f"/tmp/cnnbook-lab-{name}-failure.png")
+                    failures.append(f"{name}: {type(exc).__name__}: {str(exc)[:300]}")
+            page.screenshot(path=str(tmp_path / "recent_explorers.png"), full_page=True)
+            assert not failures, "\n".join(failures)
         finally:
             browser.close()
