@@ -28,7 +28,8 @@
 # - where BN goes (after the conv or linear layer, before the activation), in d2l's
 #   BN-LeNet;
 # - why it helps, *measured*: LeNet with and without BN at the same high learning rate,
-#   and a sweep over learning rates;
+#   a sweep over learning rates, and the deep ReLU network that chapters 07 and 08 left
+#   without BN (VGG-11), trained with and without it;
 # - what the network does with $\gamma$ and $\beta$, and the train/eval pitfalls (a batch
 #   of one; forgetting `model.eval()`).
 
@@ -46,23 +47,34 @@ import cnnbook
 from cnnbook import viz
 from cnnbook.inspect import capture, first_conv
 from cnnbook.models.batchnorm import BatchNorm, BNLeNet, batch_norm, bn_lenet
+from cnnbook.models.vgg import vgg_fashion
 from cnnbook.profiling import count_params
 from cnnbook.summary import layer_shapes, shape_table, show_source
-from cnnbook.train import TrainingDiverged
+from cnnbook.train import TrainingDiverged, init_weights
 
 # %% tags=["parameters"]
 from cnnbook.config import active_profile
 PROFILE = active_profile()  # "smoke", "cpu" or "full"; CNNBOOK_PROFILE sets the default
 KNOBS = {
     # epochs / limit / batch_size / lr: the three LeNet runs (without BN, BN from scratch,
-    # BN from PyTorch); sweep_*: the learning-rate sweep (both networks, every lr)
+    # BN from PyTorch); sweep_*: the learning-rate sweep (both networks, every lr), where a
+    # run "trains" if it reaches test accuracy sweep_good; deep_*: section 4's deep ReLU
+    # network (chapter 07's VGG-11 at width deep_width, 28 px), trained with and without BN
     "smoke": dict(epochs=1, limit=1_000, batch_size=256, lr=1.0,
-                  sweep_lrs=(1.0,), sweep_epochs=1, sweep_limit=500),
+                  sweep_lrs=(1.0,), sweep_epochs=1, sweep_limit=500, sweep_good=0.2,
+                  deep_width=0.125, deep_fc_units=64, deep_batch_size=128, deep_lr=0.1,
+                  deep_epochs=1, deep_limit=512, deep_test_limit=256),
     "cpu":   dict(epochs=10, limit=None, batch_size=256, lr=1.0,
-                  sweep_lrs=(0.03, 0.1, 0.3, 1.0, 3.0), sweep_epochs=1, sweep_limit=10_000),
+                  sweep_lrs=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0), sweep_epochs=1,
+                  sweep_limit=10_000, sweep_good=0.2,
+                  deep_width=0.125, deep_fc_units=256, deep_batch_size=128, deep_lr=0.1,
+                  deep_epochs=3, deep_limit=10_000, deep_test_limit=2_000),
     "full":  dict(epochs=10, limit=None, batch_size=256, lr=1.0,
                   sweep_lrs=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0), sweep_epochs=2,
-                  sweep_limit=None),
+                  sweep_limit=None, sweep_good=0.2,
+                  # deep_*: as cpu, because the point is the start of training
+                  deep_width=0.125, deep_fc_units=256, deep_batch_size=128, deep_lr=0.1,
+                  deep_epochs=3, deep_limit=10_000, deep_test_limit=2_000),
 }
 
 # %%
@@ -273,18 +285,38 @@ comparison = pd.DataFrame({
     "with BN": bn_result.history.set_index("epoch")["test_acc"]})
 print("test accuracy after each epoch:")
 print(comparison.round(3))
+first_plain, first_bn = plain_result.history.iloc[0], bn_result.history.iloc[0]
+print(f"first epoch: mean training loss {first_plain.train_loss:.3f} without BN, "
+      f"{first_bn.train_loss:.3f} with (chance: ln 10 = {math.log(10):.3f}); "
+      f"test accuracy {first_plain.test_acc:.3f} vs {first_bn.test_acc:.3f}")
+final_gap = bn_result.test_acc - plain_result.test_acc
+print(f"after {cfg.epochs} epochs: test accuracy {plain_result.test_acc:.3f} without BN, "
+      f"{bn_result.test_acc:.3f} with ({100 * final_gap:+.1f} points for BN)")
 print(f"training time: {plain_result.seconds:.0f} s without BN, {bn_result.seconds:.0f} s with")
 
 # %% [markdown]
-# The table above prints the test accuracy after every epoch. With sigmoids and a
-# learning rate of 1.0, the plain LeNet spends its first updates barely moving: the
-# sigmoids of the hidden layers sit in their flat tails, the gradient that reaches the
-# first layers is tiny, and the loss stays near $\ln 10 \approx 2.30$ (chance) before it
-# starts to fall. BN-LeNet learns from the first batches: every sigmoid receives inputs
-# of mean $\beta$ and spread $\gamma$, where it has a usable slope. The price is per
-# step: BN adds computation (and our from-scratch version is slower than PyTorch's fused
-# kernel), as the training times above show.
-#
+# The table above prints the test accuracy after every epoch, and the lines under it the
+# first epoch of each run and the final gap. With sigmoids and a learning rate of 1.0, the
+# plain LeNet spends its whole first epoch at chance: its mean training loss over that
+# epoch is at $\ln 10 \approx 2.30$ (the loss of a uniform guess) or above, because the
+# sigmoids of the hidden layers sit in their flat tails and the gradient that reaches the
+# first layers is tiny. BN-LeNet learns from the first batches: every sigmoid receives
+# inputs of mean $\beta$ and spread $\gamma$, where it has a usable slope, and its
+# first-epoch loss is far below chance. The plain network does get going later; the last
+# line prints where both end after the full budget, within a few points of each other. So at this
+# setting BN buys a fast, safe start more than a different end point (the deep network
+# at the end of this section is where it makes the difference between training and not).
+# The price is per step: BN adds computation (and our from-scratch version is slower than
+# PyTorch's fused kernel), as the training times above show. The cell below asserts all
+# three parts (chance, far below chance, within 10 points at the end) on the numbers above.
+
+# %%
+if PROFILE != "smoke":   # the claim above, on the numbers above
+    assert first_plain.train_loss > math.log(10) - 0.05, "the plain LeNet left chance in epoch 1"
+    assert first_bn.train_loss < math.log(10) - 0.5, "BN-LeNet did not learn in epoch 1"
+    assert abs(final_gap) < 0.1, "the plain LeNet did not catch up"
+
+# %% [markdown]
 # ### PyTorch's layer, trained the same way
 #
 # `norm="torch"` uses `nn.BatchNorm2d` and `nn.BatchNorm1d`. Given the same starting
@@ -348,24 +380,169 @@ for lr in cfg.sweep_lrs:
         rows.append({"lr": lr, "network": label, "test_acc": acc})
 sweep = pd.DataFrame(rows).pivot(index="lr", columns="network", values="test_acc")
 print(sweep.round(3))
+good_lrs = {net: [lr for lr in sweep.index if sweep.loc[lr, net] >= cfg.sweep_good]
+            for net in sweep.columns}
+for net, lrs in good_lrs.items():
+    span = f"from {min(lrs):g} to {max(lrs):g}" if lrs else "at none of them"
+    print(f"{net}: test accuracy >= {cfg.sweep_good} at {len(lrs)} of {len(sweep)} learning "
+          f"rates, {span}")
 fig = viz.plot_functions(sweep.index, {c: sweep[c] for c in sweep.columns},
                          title=f"test accuracy after {cfg.sweep_epochs} epoch(s)",
                          xlabel="learning rate", ylabel="test accuracy")
 fig.axes[0].set_xscale("log")
 
 # %% [markdown]
-# The table and plot above show, for each learning rate, what each network reached.
-# Expect the network without BN to do well only in a narrow band of learning rates and
-# the BN network to be good over a much wider range, including rates ten times larger.
-# That robustness is the practical meaning of "BN makes training easier": less tuning,
-# and larger steps.
-#
+# The table and plot above show, for each learning rate, what each network reached, and
+# the two lines under the table at how many of the rates each one got clearly above chance
+# (test accuracy at least `sweep_good`, 0.2; chance is 0.1). With this short budget (in
+# `cpu`, one epoch on 10,000 images: 40 steps) the plain sigmoid LeNet has not left chance
+# at a single rate of the sweep, from 0.01 to 10: it needs more steps than that to get off
+# its plateau, whatever the step size. BN-LeNet is above the bar over a wide range of
+# rates, in the `cpu` run all seven (three orders of magnitude); its test accuracy is highest
+# in the middle of the range and falls again at the largest rates, where the weights (and
+# with them the running statistics that the test uses) still move a lot from step to
+# step. The cell below asserts that every rate at which the plain LeNet clears the bar is
+# one where BN-LeNet does too, and that BN-LeNet clears it at more of them. That
+# robustness is the practical meaning of "BN makes training easier": less tuning, and
+# larger steps.
+
+# %%
+if PROFILE != "smoke":   # the claim above, on the sweep above
+    assert set(good_lrs["without BN"]) <= set(good_lrs["with BN"])
+    assert len(good_lrs["with BN"]) > len(good_lrs["without BN"])
+
+# %% [markdown]
 # Why larger steps are safe has a neat partial explanation, which exercise 3 asks you to
 # verify: the output of conv + BN does not change when the conv's weights are multiplied
 # by a constant $c$, and the gradient with respect to those weights is divided by $c$. Weights
 # that grow therefore receive smaller updates, a built-in brake on the effective learning
 # rate.
+
+# %% [markdown]
+# ### Where BN matters most: a deep ReLU network
 #
+# LeNet has four hidden layers, and its trouble at lr 1.0 came from sigmoids. The networks
+# that made BN indispensable were deep stacks of ReLU convolutions: [chapter 07](07_vgg.ipynb)'s
+# VGG and [chapter 08](08_nin.ipynb)'s NiN both train without it, both can sit at chance for a
+# long time at the start, and both chapters leave the cure to this one. Here it is, measured on
+# chapter 07's VGG-11 (eight 3x3 convolutions in five blocks, then three fully connected
+# layers, all with ReLUs) on 28 px Fashion-MNIST, at the width this profile sets. We build it
+# twice with `vgg_fashion`, once as it is and once with `batch_norm=True`, which puts a
+# `BatchNorm2d` between every convolution and its ReLU (the layout of torchvision's
+# `vgg11_bn`); the fully connected layers keep no BN, as in torchvision. Both get Xavier
+# initialisation (as in chapter 07 and d2l), plain SGD at the same constant learning rate,
+# and the same batches.
+
+# %%
+deep_train, deep_test = cnnbook.load_data("fashion_mnist", batch_size=cfg.deep_batch_size,
+                                          limit=cfg.deep_limit, test_limit=cfg.deep_test_limit)
+
+
+def deep_vgg(batch_norm: bool) -> nn.Module:
+    """Chapter 07's VGG-11 for 28x28 Fashion-MNIST at this profile's width, with or without BN."""
+    return vgg_fashion(width_mult=cfg.deep_width, small_input=True,
+                       fc_units=cfg.deep_fc_units, batch_norm=batch_norm)
+
+
+for bn in (False, True):
+    m = deep_vgg(bn)
+    kinds = [type(layer).__name__ for layer in m.modules()]
+    print(f"VGG-11{' with BN' if bn else ' without BN'}: {kinds.count('Conv2d')} conv + "
+          f"{kinds.count('Linear')} linear layers, {kinds.count('ReLU')} ReLUs, "
+          f"{kinds.count('BatchNorm2d')} BN layers, {count_params(m):,} parameters")
+print(f"{deep_train.num_examples:,} training images, {len(deep_train)} SGD steps per epoch, "
+      f"lr {cfg.deep_lr}")
+
+# %% [markdown]
+# First, what the two networks look like at the start, before any training: one batch
+# through each, freshly initialised (Xavier), in training mode (so BN uses the batch's
+# statistics, as it will while training). The cell prints the size (root mean square) of
+# each block's output, how different the ten logits of an image are, and the size of the
+# gradient that reaches the first convolution's weights.
+
+# %%
+def signal_at_init(batch_norm: bool) -> pd.Series:
+    """RMS of each block's output, logit spread and first-layer gradient norm at init."""
+    cnnbook.seed_everything(0)
+    m = init_weights(deep_vgg(batch_norm), "xavier").train()
+    X, y = next(iter(deep_train))
+    sizes = {}
+    blocks = [name for name, _ in m.named_children() if name.startswith("block")]
+    hooks = [getattr(m, name).register_forward_hook(
+        lambda _m, _i, out, name=name: sizes.__setitem__(name, out.pow(2).mean().sqrt().item()))
+        for name in blocks]
+    logits = m(X.cpu())
+    for h in hooks:
+        h.remove()
+    F.cross_entropy(logits, y.cpu()).backward()
+    sizes["logit spread (std over classes)"] = logits.std(dim=1).mean().item()
+    sizes["first conv: gradient norm"] = first_conv(m).weight.grad.norm().item()
+    return pd.Series(sizes)
+
+
+at_init = pd.DataFrame({"without BN": signal_at_init(False), "with BN": signal_at_init(True)})
+print(at_init.to_string(float_format=lambda v: f"{v:.2e}"))
+grad_ratio = (at_init.loc["first conv: gradient norm", "with BN"]
+              / at_init.loc["first conv: gradient norm", "without BN"])
+print(f"the first convolution's gradient is {grad_ratio:.0f}x larger with BN")
+fade = at_init.loc["block1"] / at_init.loc["block5"]
+print(f"block1 -> block5 the signal shrinks {fade['without BN']:.0f}x without BN "
+      f"({fade['with BN']:.2f}x with)")
+assert fade["without BN"] > 5 and grad_ratio > 100   # the description below, on these numbers
+
+# %% [markdown]
+# Now both networks train, from the same start, on the same batches:
+
+# %%
+deep_runs = {}
+for label, bn in (("without BN", False), ("with BN", True)):
+    cnnbook.seed_everything(0)
+    try:
+        res = cnnbook.fit(deep_vgg(bn), deep_train, deep_test, epochs=cfg.deep_epochs,
+                          lr=cfg.deep_lr, init="xavier", name=f"vgg11_{'bn' if bn else 'no_bn'}",
+                          chapter="10", extra={"width_mult": cfg.deep_width,
+                                               "fc_units": cfg.deep_fc_units})
+        deep_runs[label] = res.history
+    except TrainingDiverged as exc:   # a NaN loss: keep the epochs before it
+        print(f"{label}: {exc}")
+        deep_runs[label] = exc.result.history
+deep = pd.concat({label: h.set_index("epoch")[["train_loss", "train_acc", "test_acc"]]
+                  for label, h in deep_runs.items()}, axis=1)
+print(deep.round(3).to_string())
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
+for ax, (label, h) in zip(axes, deep_runs.items()):
+    viz.plot_history(h, ax=ax, title=f"VGG-11 {label}, lr {cfg.deep_lr}")
+axes[0].axhline(math.log(10), color="k", lw=0.7, ls="--")
+axes[0].set_ylim(0, 2.6)
+fig.tight_layout()
+
+# %% [markdown]
+# The table prints each epoch of both runs (in `smoke` there are too few steps for either
+# to learn). Without BN the eleven-layer ReLU network does not train at this learning rate
+# within the budget: its loss stays at $\ln 10$ (the dashed line) through the first epoch
+# and has only begun to fall by the last, and its test accuracy stays far below BN's. The
+# numbers at initialisation above show why: with Xavier initialisation every ReLU halves
+# the signal's power, so the plain network's blocks hand on an ever fainter signal (the
+# printed shrink factor from block 1 to block 5), its ten logits are nearly equal, and the
+# gradient that reaches the first convolution is hundreds of times smaller than with BN.
+# With BN every layer's input is rescaled to a usable size, whatever the weights, and the
+# same network, at the same learning rate, on the same batches, trains from the first
+# epoch. This is the situation [chapter 07](07_vgg.ipynb) and [chapter 08](08_nin.ipynb)
+# describe (a plain deep ReLU network sitting at chance at the start), and why
+# torchvision's `vgg11_bn` and every later network in this course have BN. The cell below
+# asserts it on the numbers above (in `cpu` and `full`, whose `deep_*` knobs are the same:
+# the demonstration is about the start of training). Kaiming initialisation (chapter 08)
+# and residual connections ([chapter 11](11_resnet.ipynb)) are the other remedies.
+
+# %%
+if PROFILE != "smoke":   # the claim above, on the numbers above
+    plain_h, bn_h = deep_runs["without BN"], deep_runs["with BN"]
+    assert plain_h.train_loss.iloc[0] > math.log(10) - 0.05, "plain VGG left chance in epoch 1"
+    assert plain_h.test_acc.max() < 0.4, "the plain VGG trained"
+    assert bn_h.train_loss.iloc[0] < math.log(10) - 0.5, "BN-VGG did not learn in epoch 1"
+    assert bn_h.test_acc.iloc[-1] > 0.65, "BN-VGG did not train"
+
+# %% [markdown]
 # ## 5. What the network did with $\gamma$ and $\beta$
 #
 # The layers started at $\gamma = 1$, $\beta = 0$. Where did training move them?
@@ -530,8 +707,11 @@ fig = viz.plot_feature_maps(maps["act1"][0], ncols=6, title="conv1 -> bn1 -> sig
 #   running averages, so a prediction no longer depends on the batch. PyTorch updates the
 #   running variance with the unbiased batch variance; our from-scratch layer does the
 #   same and matches `nn.BatchNorm1d/2d` in outputs, running statistics and gradients.
-# - Measured here: at learning rate 1.0 the sigmoid LeNet without BN stalls where
-#   BN-LeNet trains at once, and BN keeps training good over a wide range of learning rates.
+# - Measured here: at learning rate 1.0 the sigmoid LeNet without BN spends its first
+#   epoch at chance where BN-LeNet learns at once, and ends within a few points of it; in the
+#   short learning-rate sweep BN-LeNet gets above chance at more learning rates than the
+#   plain LeNet; and chapter 07's VGG-11, a deep ReLU network, does not train within the budget
+#   without BN at a learning rate where with BN it does.
 # - Pitfalls: call `model.eval()` for inference; batches of one cannot be normalised in
 #   training; small batches give noisy statistics.
 #
