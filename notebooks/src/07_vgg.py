@@ -406,8 +406,8 @@ result.history.round(3)
 # sit at chance level for the first few hundred steps before the loss starts to fall
 # (watch the first epoch of the curve); with only a few epochs that slow start costs
 # accuracy, one reason batch normalisation ([chapter 10](10_batch_norm.ipynb) introduces it
-# on LeNet) was soon added to exactly this kind of network (torchvision ships `vgg11_bn`
-# to `vgg19_bn`).
+# on LeNet, then trains this VGG-11 with and without it) was soon added to exactly this
+# kind of network (torchvision ships `vgg11_bn` to `vgg19_bn`).
 #
 # ## 7. A look inside
 #
