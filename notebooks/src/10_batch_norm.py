@@ -311,7 +311,7 @@ print(f"training time: {plain_result.seconds:.0f} s without BN, {bn_result.secon
 # three parts (chance, far below chance, within 10 points at the end) on the numbers above.
 
 # %%
-if PROFILE != "smoke":   # the claim above, on the numbers above
+if cnnbook.claims_checked(PROFILE):   # the claim above, on the numbers above
     assert first_plain.train_loss > math.log(10) - 0.05, "the plain LeNet left chance in epoch 1"
     assert first_bn.train_loss < math.log(10) - 0.5, "BN-LeNet did not learn in epoch 1"
     assert abs(final_gap) < 0.1, "the plain LeNet did not catch up"
@@ -407,7 +407,7 @@ fig.axes[0].set_xscale("log")
 # larger steps.
 
 # %%
-if PROFILE != "smoke":   # the claim above, on the sweep above
+if cnnbook.claims_checked(PROFILE):   # the claim above, on the sweep above
     assert set(good_lrs["without BN"]) <= set(good_lrs["with BN"])
     assert len(good_lrs["with BN"]) > len(good_lrs["without BN"])
 
@@ -535,7 +535,7 @@ fig.tight_layout()
 # and residual connections ([chapter 11](11_resnet.ipynb)) are the other remedies.
 
 # %%
-if PROFILE != "smoke":   # the claim above, on the numbers above
+if cnnbook.claims_checked(PROFILE):   # the claim above, on the numbers above
     plain_h, bn_h = deep_runs["without BN"], deep_runs["with BN"]
     assert plain_h.train_loss.iloc[0] > math.log(10) - 0.05, "plain VGG left chance in epoch 1"
     assert plain_h.test_acc.max() < 0.4, "the plain VGG trained"
