@@ -218,24 +218,13 @@ fig = viz.show_images(X_test[:16], titles=[names[int(i)] for i in y_test[:16]], 
 #
 # d2l trains LeNet with `train_ch6`: plain SGD, learning rate 0.9, batch 256, 10 epochs,
 # Xavier-initialised weights, data from `d2l.load_data_fashion_mnist`. `cnnbook.fit` with
-# `init="xavier"` does the same computation. To make the comparison fair we give both:
-#
-# - the **same network and starting weights**: the same seed right before the Xavier
-#   initialisation, which both draw in the same layer order (`fit` sets the biases to zero,
-#   so we zero them for d2l too);
-# - the **same recipe**: learning rate, batch size, epochs, loss, optimiser;
-# - the **same images** (in `smoke`, the same class-balanced subset: we wrap d2l's dataset
-#   in a `Subset` with the indices `load_data` uses); only the shuffling order differs,
-#   since each pipeline has its own random generator;
-# - the **same test**: after training, both networks are scored by the same function on
-#   the same test images.
-#
-# First d2l. `d2l.load_data_fashion_mnist` reads the raw files from `../data`, relative
-# to wherever the notebook runs; `d2l_fashion_mnist` is the same pipeline reading the
-# course's data folder, so it also works outside `notebooks/` (under nbgrader, for
-# instance). Its loaders ask for 4
-# worker processes (PyTorch warns that this machine may have fewer cores). `train_ch6`
-# draws its own live plot and prints a summary, which we capture to show below.
+# `init="xavier"` does the same computation, so we run both on the same network and
+# starting weights (the same seed before the Xavier initialisation, biases zeroed for
+# both), the same recipe, the same images (in `smoke`, the same class-balanced subset) and
+# the same final test; only the order of the shuffled batches differs. `d2l_fashion_mnist`
+# is d2l's loader reading the course's data folder rather than `../data`, so it also works
+# under nbgrader. `train_ch6` draws its own live plot and prints a summary, which we
+# capture to show below.
 
 # %%
 from d2l import torch as d2l
@@ -269,7 +258,7 @@ cnnbook.seed_everything(0)
 captured = io.StringIO()
 start = time.perf_counter()
 with contextlib.redirect_stdout(captured):
-    d2l.train_ch6(net_d2l, d2l_train, d2l_test, cfg.epochs, cfg.lr, device)
+    d2l.train_ch6(net_d2l, d2l_train, d2l_test, cnnbook.config.capped(cfg.epochs), cfg.lr, device)
 d2l_seconds = time.perf_counter() - start
 
 # %%
@@ -324,47 +313,8 @@ if cfg.min_speedup is not None and device.type == "cpu":
 # is at least twice as fast and that its accuracy is as good, within the few points that
 # a different shuffling of the batches can move a sigmoid network (d2l's book reports a
 # test accuracy of about 0.78 after these 10 epochs). The two pipelines do the same
-# arithmetic on the network, so where does the time go?
-#
-# - **Per-image work.** d2l's `FashionMNIST` dataset returns one image at a time: it turns
-#   a row of the uint8 array into a PIL image, `ToTensor` turns that into a float tensor,
-#   and the `DataLoader` stacks 256 of them into a batch. That is a few Python function
-#   calls per image, 60,000 times an epoch. `load_data` keeps the split as one uint8
-#   tensor; a batch is one indexing operation and one conversion to float.
-# - **Worker processes.** To hide that per-image work, d2l's loaders run 4 worker
-#   processes that prepare batches and send them to the training process through shared
-#   memory. On a GPU machine with many cores that overlap pays; on a 2-core laptop the
-#   workers compete with the training for the same two cores, and every epoch starts them
-#   anew. `load_data` needs no workers.
-# - **No synchronisation per step.** `train_ch6` adds the loss and accuracy of each batch
-#   to Python floats (`float(l)`), which makes the program wait for the device at every
-#   step. `fit` accumulates them in tensors on the device and reads them only every 25
-#   steps, so a GPU never sits idle waiting for Python (on a CPU this matters less).
-# - **channels_last.** On the CPU, `fit` stores the model's weights and `load_data` the
-#   images in the channels-last memory layout (height, width, channel), for which
-#   PyTorch's oneDNN convolution kernels are faster.
-#
-# The next cell isolates the first two causes: one pass over the training images, with
-# no network at all, through each pipeline.
-
-# %%
-def data_epoch_seconds(loader):
-    """Seconds to draw every batch of one epoch (and touch it), without any model."""
-    start = time.perf_counter()
-    total = 0.0
-    for Xb, yb in loader:
-        total += float(Xb[:, :, 0, 0].sum())
-    return time.perf_counter() - start
-
-data_only = pd.Series({"d2l DataLoader (4 workers)": data_epoch_seconds(d2l_train),
-                       "cnnbook TensorLoader": data_epoch_seconds(train_iter)},
-                      name="seconds per epoch, data only")
-print(data_only.round(2).to_string())
-print(f"per epoch, the data alone costs d2l {data_only.iloc[0] / data_only.iloc[1]:.0f}x as much time")
-
-# %% [markdown]
-# The cell above prints the time of one epoch of data alone; multiply by the number of
-# epochs and compare it with the gap between the two training runs.
+# arithmetic on the network; where the time goes is engineering rather than LeNet, and the
+# optional section at the end of the chapter measures it.
 #
 # ## 6. Learning curves and errors
 #
@@ -546,7 +496,54 @@ explorer
 # invert it, which no training image ever was: which classes take over? A photo of your
 # own clothes has a chance only as a light garment on a dark background, like the
 # training images (the message line says when to tick *invert*).
+
+# %% [markdown]
+# ## Optional: where the pipeline's time goes
 #
+# Section 5 printed how much faster `fit` is than `train_ch6` on the same arithmetic. Four
+# things differ:
+#
+# - **Per-image work.** d2l's `FashionMNIST` dataset returns one image at a time: it turns
+#   a row of the uint8 array into a PIL image, `ToTensor` turns that into a float tensor,
+#   and the `DataLoader` stacks 256 of them into a batch. That is a few Python function
+#   calls per image, 60,000 times an epoch. `load_data` keeps the split as one uint8
+#   tensor; a batch is one indexing operation and one conversion to float.
+# - **Worker processes.** To hide that per-image work, d2l's loaders run 4 worker
+#   processes that prepare batches and send them to the training process through shared
+#   memory. On a GPU machine with many cores that overlap pays; on a 2-core laptop the
+#   workers compete with the training for the same two cores, and every epoch starts them
+#   anew. `load_data` needs no workers.
+# - **No synchronisation per step.** `train_ch6` adds the loss and accuracy of each batch
+#   to Python floats (`float(l)`), which makes the program wait for the device at every
+#   step. `fit` accumulates them in tensors on the device and reads them only every 25
+#   steps, so a GPU never sits idle waiting for Python (on a CPU this matters less).
+# - **channels_last.** On the CPU, `fit` stores the model's weights and `load_data` the
+#   images in the channels-last memory layout (height, width, channel), for which
+#   PyTorch's oneDNN convolution kernels are faster.
+#
+# The next cell isolates the first two causes: one pass over the training images, with
+# no network at all, through each pipeline.
+
+# %%
+def data_epoch_seconds(loader):
+    """Seconds to draw every batch of one epoch (and touch it), without any model."""
+    start = time.perf_counter()
+    total = 0.0
+    for Xb, yb in loader:
+        total += float(Xb[:, :, 0, 0].sum())
+    return time.perf_counter() - start
+
+data_only = pd.Series({"d2l DataLoader (4 workers)": data_epoch_seconds(d2l_train),
+                       "cnnbook TensorLoader": data_epoch_seconds(train_iter)},
+                      name="seconds per epoch, data only")
+print(data_only.round(2).to_string())
+print(f"per epoch, the data alone costs d2l {data_only.iloc[0] / data_only.iloc[1]:.0f}x as much time")
+
+# %% [markdown]
+# The cell above prints the time of one epoch of data alone; multiply by the number of
+# epochs and compare it with the gap between the two training runs of section 5.
+
+# %% [markdown]
 # ## Summary
 #
 # - LeNet-5 (LeCun et al., 1989 and 1998) combined local receptive fields, shared weights
