@@ -13,11 +13,16 @@ import torch
 import torchvision
 from torchvision import transforms
 
+from cnnbook.config import max_batches
 from cnnbook.data.sources import data_dir
 
 
 def d2l_fashion_mnist(batch_size: int, resize=None):
-    """(train, test) DataLoaders exactly as ``d2l.load_data_fashion_mnist`` builds them."""
+    """(train, test) DataLoaders exactly as ``d2l.load_data_fashion_mnist`` builds them.
+
+    In a rehearsal (``CNNBOOK_MAX_BATCHES=N``) each split is cut to its first N batches:
+    d2l's ``train_ch6`` runs its own loop, which nothing else would cap.
+    """
     from d2l import torch as d2l
 
     from cnnbook.data.splits import prepare
@@ -31,5 +36,9 @@ def d2l_fashion_mnist(batch_size: int, resize=None):
     train = torchvision.datasets.FashionMNIST(root=root, train=True, transform=trans, download=False)
     test = torchvision.datasets.FashionMNIST(root=root, train=False, transform=trans, download=False)
     workers = d2l.get_dataloader_workers()
+    cap = max_batches()
+    if cap is not None:
+        train, test = (torch.utils.data.Subset(ds, range(min(len(ds), cap * batch_size)))
+                       for ds in (train, test))
     return (torch.utils.data.DataLoader(train, batch_size, shuffle=True, num_workers=workers),
             torch.utils.data.DataLoader(test, batch_size, shuffle=False, num_workers=workers))

@@ -18,3 +18,15 @@ def test_reads_the_course_cache_from_any_folder(tmp_path, monkeypatch):
     X, y = train.dataset[0]
     assert tuple(X.shape) == (1, 28, 28) and 0.0 <= float(X.min()) <= float(X.max()) <= 1.0
     assert not (tmp_path / "autograded" / "data").exists(), "no data folder beside the submission"
+
+
+def test_a_rehearsal_cuts_each_split_to_its_batches(monkeypatch):
+    pytest.importorskip("d2l")
+    from cnnbook.data.d2l_loader import d2l_fashion_mnist
+    from cnnbook.data.sources import data_dir
+
+    if not (data_dir() / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
+        pytest.skip("Fashion-MNIST is not in the data cache (make data)")
+    monkeypatch.setenv("CNNBOOK_MAX_BATCHES", "2")
+    train, test = d2l_fashion_mnist(16)   # d2l's train_ch6 loops over these itself
+    assert len(train) == len(test) == 2 and len(train.dataset) == len(test.dataset) == 32
