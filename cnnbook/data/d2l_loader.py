@@ -13,15 +13,19 @@ import torch
 import torchvision
 from torchvision import transforms
 
-from cnnbook.config import max_batches
+from cnnbook.config import capped
+
+TRAIN_CH6_MIN_BATCHES = 5
 from cnnbook.data.sources import data_dir
 
 
 def d2l_fashion_mnist(batch_size: int, resize=None):
     """(train, test) DataLoaders exactly as ``d2l.load_data_fashion_mnist`` builds them.
 
-    In a rehearsal (``CNNBOOK_MAX_BATCHES=N``) each split is cut to its first N batches:
-    d2l's ``train_ch6`` runs its own loop, which nothing else would cap.
+    In a rehearsal (``CNNBOOK_MAX_BATCHES=N``) each split is cut to its first N batches, but
+    never fewer than ``TRAIN_CH6_MIN_BATCHES``: d2l's ``train_ch6`` runs its own loop, which
+    nothing else would cap, and plots every ``num_batches // 5`` batches (fewer than 5 batches
+    is a division by zero there).
     """
     from d2l import torch as d2l
 
@@ -36,7 +40,7 @@ def d2l_fashion_mnist(batch_size: int, resize=None):
     train = torchvision.datasets.FashionMNIST(root=root, train=True, transform=trans, download=False)
     test = torchvision.datasets.FashionMNIST(root=root, train=False, transform=trans, download=False)
     workers = d2l.get_dataloader_workers()
-    cap = max_batches()
+    cap = capped(None, minimum=TRAIN_CH6_MIN_BATCHES)   # None: no rehearsal, whole splits
     if cap is not None:
         train, test = (torch.utils.data.Subset(ds, range(min(len(ds), cap * batch_size)))
                        for ds in (train, test))

@@ -27,6 +27,9 @@ def test_a_rehearsal_cuts_each_split_to_its_batches(monkeypatch):
 
     if not (data_dir() / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").exists():
         pytest.skip("Fashion-MNIST is not in the data cache (make data)")
-    monkeypatch.setenv("CNNBOOK_MAX_BATCHES", "2")
+    monkeypatch.setenv("CNNBOOK_MAX_BATCHES", "7")
     train, test = d2l_fashion_mnist(16)   # d2l's train_ch6 loops over these itself
-    assert len(train) == len(test) == 2 and len(train.dataset) == len(test.dataset) == 32
+    assert len(train) == len(test) == 7 and len(train.dataset) == len(test.dataset) == 7 * 16
+    monkeypatch.setenv("CNNBOOK_MAX_BATCHES", "2")   # train_ch6 plots every len // 5 batches
+    train, test = d2l_fashion_mnist(16)
+    assert len(train) == len(test) == 5 and len(train.dataset) == 5 * 16
