@@ -520,7 +520,9 @@ fig.tight_layout()
 # The table prints each epoch of both runs (in `smoke` there are too few steps for either
 # to learn). Without BN the eleven-layer ReLU network does not train at this learning rate
 # within the budget: its loss stays at $\ln 10$ (the dashed line) through the first epoch
-# and has only begun to fall by the last, and its test accuracy stays far below BN's. The
+# and has only begun to fall by the last, and its best test accuracy stays far below BN's
+# (the cell compares best epochs: at this rate BN's test accuracy can jump by many points
+# from one epoch to the next, as its running statistics trail the moving weights). The
 # numbers at initialisation above show why: with Xavier initialisation every ReLU halves
 # the signal's power, so the plain network's blocks hand on an ever fainter signal (the
 # printed shrink factor from block 1 to block 5), its ten logits are nearly equal, and the
@@ -540,7 +542,8 @@ if cnnbook.claims_checked(PROFILE):   # the claim above, on the numbers above
     assert plain_h.train_loss.iloc[0] > math.log(10) - 0.05, "plain VGG left chance in epoch 1"
     assert plain_h.test_acc.max() < 0.4, "the plain VGG trained"
     assert bn_h.train_loss.iloc[0] < math.log(10) - 0.5, "BN-VGG did not learn in epoch 1"
-    assert bn_h.test_acc.iloc[-1] > 0.65, "BN-VGG did not train"
+    assert bn_h.train_loss.iloc[-1] < 1.0, "BN-VGG did not train"
+    assert bn_h.test_acc.max() > max(0.65, plain_h.test_acc.max() + 0.3), "BN-VGG did not generalise"
 
 # %% [markdown]
 # ## 5. What the network did with $\gamma$ and $\beta$
