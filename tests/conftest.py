@@ -1,6 +1,7 @@
 """Shared fixtures: headless plotting, and an isolated data cache for tests that need one."""
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -14,6 +15,23 @@ SHARED_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 # Read once, at import: fixtures such as empty_cache unset the variable for the test's own
 # code, and the mirror fixture must still find the mirror the run was given.
 MIRROR_ENV = os.environ.get("CNNBOOK_DATA_MIRROR")
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_tool(name: str):
+    """The script ``tools/<name>.py`` imported as a module (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"cnnbook_tools_{name}", ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def load_tool():
+    """``load_tool("knee")``: a script of tools/ as a module, for the tests of that tool."""
+    return _load_tool
 
 
 def mirror_path() -> Path | None:

@@ -1,22 +1,16 @@
 """tools/book.py: the results table is built from the records, never typed by hand."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from cnnbook.results import write_record
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def book(results_dir, tmp_path, monkeypatch):
+def book(results_dir, tmp_path, monkeypatch, load_tool):
     monkeypatch.setenv("CNNBOOK_PUBLISHED_DIR", str(tmp_path / "published"))
-    spec = importlib.util.spec_from_file_location("book", ROOT / "tools" / "book.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("book")
 
 
 def _run(name, chapter, acc, seconds, **more):

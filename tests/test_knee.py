@@ -1,20 +1,13 @@
 """tools/knee.py: a chapter's own knobs with only the epochs replaced, and points from records."""
 import copy
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def knee():
-    spec = importlib.util.spec_from_file_location("knee", ROOT / "tools" / "knee.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def knee(load_tool):
+    return load_tool("knee")
 
 
 def test_chapter_knobs_are_the_notebooks_own(knee):

@@ -8,7 +8,6 @@ every picture loaded, and follows a link in the prose and the "previous" links b
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import os
 import re
@@ -24,16 +23,9 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("cnnbook_site_tool", ROOT / "tools" / "site.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def tool():
-    return _tool()
+def tool(load_tool):
+    return load_tool("site")
 
 
 @pytest.fixture(scope="module")
