@@ -7,8 +7,10 @@ real settings, for a GPU). ``CNNBOOK_PROFILE`` in the environment sets the defau
 
 A *rehearsal* (``make rehearse``) runs the ``full`` profile's knobs on a CPU with every
 loop capped: ``CNNBOOK_MAX_BATCHES=N`` makes every loader, ``fit``, ``evaluate`` and
-benchmark stop after N batches (or repeats, or epochs), so every shape and code path of
-the full profile runs in minutes. ``claims_checked(profile)`` says whether a notebook may
+benchmark stop after N batches (or repeats, or epochs), and ``CNNBOOK_MAX_BATCH_SIZE=K``
+cuts every ``TensorLoader`` batch to its first K examples (a 224-pixel AlexNet step on 128
+images is seconds of CPU; on 8 it runs the same shapes but the batch axis), so every shape
+and code path of the full profile runs in minutes. ``claims_checked(profile)`` says whether a notebook may
 assert its learning claims: not in smoke, not in a rehearsal.
 """
 from __future__ import annotations
@@ -67,13 +69,16 @@ def env_flag(name: str) -> bool:
 MAX_BATCHES_VAR = "CNNBOOK_MAX_BATCHES"
 
 
-def max_batches() -> int | None:
-    """The rehearsal cap ``CNNBOOK_MAX_BATCHES`` (a whole number >= 1), or None when unset.
+MAX_BATCH_SIZE_VAR = "CNNBOOK_MAX_BATCH_SIZE"
+
+
+def _positive_int(var: str, meaning: str) -> int | None:
+    """The whole number >= 1 in the environment variable ``var``, or None when unset.
 
     Read at each use, so a test (or a notebook) can switch it on and off. Anything that is
     not a positive whole number is an error naming the variable.
     """
-    raw = os.environ.get(MAX_BATCHES_VAR, "").strip()
+    raw = os.environ.get(var, "").strip()
     if not raw:
         return None
     try:
@@ -81,9 +86,25 @@ def max_batches() -> int | None:
     except ValueError:
         value = 0
     if value < 1:
-        raise ValueError(f"{MAX_BATCHES_VAR}={raw!r} is not a whole number >= 1; set it to the "
-                         "number of batches each loop may run (e.g. 2), or unset it")
+        raise ValueError(f"{var}={raw!r} is not a whole number >= 1; set it to {meaning}, "
+                         "or unset it")
     return value
+
+
+def max_batches() -> int | None:
+    """The rehearsal cap ``CNNBOOK_MAX_BATCHES`` (a whole number >= 1), or None when unset."""
+    return _positive_int(MAX_BATCHES_VAR, "the number of batches each loop may run (e.g. 2)")
+
+
+def max_batch_size() -> int | None:
+    """The rehearsal's ``CNNBOOK_MAX_BATCH_SIZE`` (examples per batch), or None when unset."""
+    return _positive_int(MAX_BATCH_SIZE_VAR, "the examples a rehearsal's batch may hold (e.g. 8)")
+
+
+def capped_batch(n: int) -> int:
+    """A batch of ``n`` examples cut to ``CNNBOOK_MAX_BATCH_SIZE``; ``n`` when it is unset."""
+    cap = max_batch_size()
+    return n if cap is None else min(n, cap)
 
 
 def rehearsing() -> bool:
