@@ -8,9 +8,9 @@ real settings, for a GPU). ``CNNBOOK_PROFILE`` in the environment sets the defau
 A *rehearsal* (``make rehearse``) runs the ``full`` profile's knobs on a CPU with every
 loop capped: ``CNNBOOK_MAX_BATCHES=N`` makes every loader, ``fit``, ``evaluate`` and
 benchmark stop after N batches (or repeats, or epochs), and ``CNNBOOK_MAX_BATCH_SIZE=K``
-cuts every ``TensorLoader`` batch to its first K examples (a 224-pixel AlexNet step on 128
-images is seconds of CPU; on 8 it runs the same shapes but the batch axis), so every shape
-and code path of the full profile runs in minutes. ``claims_checked(profile)`` says whether a notebook may
+makes ``fit``, ``evaluate`` and ``predict`` use only the first K examples of each batch (a
+224-pixel AlexNet step on 128 images is seconds of CPU; on 8 it runs the same shapes but
+the batch axis), so every shape and code path of the full profile runs in minutes. ``claims_checked(profile)`` says whether a notebook may
 assert its learning claims: not in smoke, not in a rehearsal.
 """
 from __future__ import annotations
@@ -102,7 +102,11 @@ def max_batch_size() -> int | None:
 
 
 def capped_batch(n: int) -> int:
-    """A batch of ``n`` examples cut to ``CNNBOOK_MAX_BATCH_SIZE``; ``n`` when it is unset."""
+    """A batch of ``n`` examples cut to ``CNNBOOK_MAX_BATCH_SIZE``; ``n`` when it is unset.
+
+    For batches a chapter builds itself (a benchmark's random images); ``fit``, ``evaluate``,
+    ``predict`` and ``latency_ms`` cut theirs already.
+    """
     cap = max_batch_size()
     return n if cap is None else min(n, cap)
 

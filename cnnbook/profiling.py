@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from cnnbook.config import capped
+from cnnbook.config import capped, capped_batch
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -69,7 +69,8 @@ def latency_ms(model: nn.Module, input_size=(1, 3, 224, 224), batch_size: int | 
 
     ``batch_size`` replaces the first dimension of ``input_size``. Runs in eval mode
     with no autograd, after ``warmup`` untimed passes; synchronises CUDA before reading
-    the clock. ``per_image`` is the median divided by the batch size.
+    the clock. ``per_image`` is the median divided by the batch size. A rehearsal
+    (``CNNBOOK_MAX_BATCHES``, ``CNNBOOK_MAX_BATCH_SIZE``) caps the passes and the batch.
     """
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
@@ -77,6 +78,7 @@ def latency_ms(model: nn.Module, input_size=(1, 3, 224, 224), batch_size: int | 
     size = list(input_size)
     if batch_size is not None:
         size[0] = batch_size
+    size[0] = capped_batch(size[0])   # a rehearsal: the same layers on a small batch
     if device is not None:
         model = model.to(device)
     x = _example(model, size)

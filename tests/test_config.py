@@ -132,10 +132,10 @@ def test_rehearsal_cap_reads_environment(monkeypatch):
 def test_rehearsal_batch_size_reads_environment(monkeypatch):
     monkeypatch.delenv("CNNBOOK_MAX_BATCH_SIZE", raising=False)
     assert config.max_batch_size() is None and config.capped_batch(128) == 128
-    monkeypatch.setenv("CNNBOOK_MAX_BATCH_SIZE", "8")
+    monkeypatch.setenv("CNNBOOK_MAX_BATCH_SIZE", " 8 ")
     assert config.max_batch_size() == 8
     assert (config.capped_batch(128), config.capped_batch(8), config.capped_batch(3)) == (8, 8, 3)
     for bad in ("0", "eight", "-8"):
         monkeypatch.setenv("CNNBOOK_MAX_BATCH_SIZE", bad)
         with pytest.raises(ValueError, match="CNNBOOK_MAX_BATCH_SIZE"):
-            config.capped_batch(128)
+            config.max_batch_size()

@@ -82,3 +82,12 @@ def test_a_rehearsal_caps_the_repeats(monkeypatch):
     monkeypatch.setenv("CNNBOOK_MAX_BATCHES", "2")
     out = latency_ms(model, (1, 1, 4, 4), repeats=50, warmup=10)
     assert out["repeats"] == 2 and len(model.modes) == 4   # 2 warm-up + 2 timed calls
+
+
+def test_a_rehearsal_times_a_small_batch(monkeypatch):
+    """CNNBOOK_MAX_BATCH_SIZE=2: a batch of 8 asked for is timed on 2 images (1.5 ms each)."""
+    monkeypatch.setenv("CNNBOOK_MAX_BATCH_SIZE", "2")
+    out = latency_ms(_Sleeper(1.5), (1, 3, 4, 4), batch_size=8, repeats=2, warmup=0)
+    assert out["batch_size"] == 2 and 3.0 <= out["median"] and 1.5 <= out["per_image"]
+    monkeypatch.setenv("CNNBOOK_MAX_BATCH_SIZE", "64")
+    assert latency_ms(_Sleeper(0.0), (1, 3, 4, 4), batch_size=8, repeats=1)["batch_size"] == 8

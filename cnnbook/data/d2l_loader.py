@@ -13,7 +13,7 @@ import torch
 import torchvision
 from torchvision import transforms
 
-from cnnbook.config import capped, capped_batch
+from cnnbook.config import capped
 from cnnbook.data.sources import data_dir
 
 TRAIN_CH6_MIN_BATCHES = 5
@@ -23,8 +23,7 @@ def d2l_fashion_mnist(batch_size: int, resize=None):
     """(train, test) DataLoaders exactly as ``d2l.load_data_fashion_mnist`` builds them.
 
     In a rehearsal (``CNNBOOK_MAX_BATCHES=N``) each split is cut to its first N batches, but
-    never fewer than ``TRAIN_CH6_MIN_BATCHES``, of at most ``CNNBOOK_MAX_BATCH_SIZE`` images
-    when that is set: d2l's ``train_ch6`` runs its own loop, which
+    never fewer than ``TRAIN_CH6_MIN_BATCHES``: d2l's ``train_ch6`` runs its own loop, which
     nothing else would cap, and plots every ``num_batches // 5`` batches (fewer than 5 batches
     is a division by zero there).
     """
@@ -42,7 +41,6 @@ def d2l_fashion_mnist(batch_size: int, resize=None):
     test = torchvision.datasets.FashionMNIST(root=root, train=False, transform=trans, download=False)
     workers = d2l.get_dataloader_workers()
     cap = capped(None, minimum=TRAIN_CH6_MIN_BATCHES)   # None: no rehearsal, whole splits
-    batch_size = capped_batch(batch_size)                # a rehearsal's small batches
     if cap is not None:
         train, test = (torch.utils.data.Subset(ds, range(min(len(ds), cap * batch_size)))
                        for ds in (train, test))

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from cnnbook.config import capped, capped_batch, get_device
+from cnnbook.config import capped, get_device
 from cnnbook.data.catalog import info
 from cnnbook.data.splits import load_split, subset_per_class
 
@@ -134,8 +134,7 @@ class TensorLoader:
 
     ``len()`` is the number of batches, so it also drops into d2l's ``train_ch6``.
     Shuffling uses its own seeded generator: the same seed gives the same batches. In a
-    rehearsal (``CNNBOOK_MAX_BATCHES=N``, ``make rehearse``) every pass stops after N batches,
-    each cut to its first ``CNNBOOK_MAX_BATCH_SIZE`` examples when that is set.
+    rehearsal (``CNNBOOK_MAX_BATCHES=N``, ``make rehearse``) every pass stops after N batches.
     """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
@@ -183,7 +182,6 @@ class TensorLoader:
         order = order.to(self.device)
         for b in range(len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-            idx = idx[:capped_batch(len(idx))]   # a rehearsal's small batches (no-op otherwise)
             x = self.transform(self.images[idx].to(self.device), self.train, self.generator)
             yield x, self.labels[idx]
 

@@ -64,7 +64,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from cnnbook.config import active_profile, capped, describe_device, get_device, max_batches
+from cnnbook.config import (active_profile, capped, describe_device, get_device, max_batch_size,
+                             max_batches)
 from cnnbook.train.callbacks import as_callbacks, call_hook
 from cnnbook.train.checkpoint import Checkpoint, fingerprint, restore_training_state, training_state
 from cnnbook.train.distributed import setup as setup_distributed
@@ -439,9 +440,11 @@ def _check_arguments(model, train_iter, test_iter, epochs, lr, momentum, weight_
 
 
 def _rehearsal_cap(loader):
-    """``loader`` itself, or its first N batches in a rehearsal (``CNNBOOK_MAX_BATCHES=N``)."""
-    cap = max_batches()
-    return loader if cap is None else itertools.islice(loader, cap)
+    """``loader`` itself, or in a rehearsal its first N batches (``CNNBOOK_MAX_BATCHES=N``),
+    each cut to its first K examples (``CNNBOOK_MAX_BATCH_SIZE=K``)."""
+    cap, size = max_batches(), max_batch_size()
+    batches = loader if cap is None else itertools.islice(loader, cap)
+    return batches if size is None else ((X[:size], y[:size]) for X, y in batches)
 
 
 def _len(loader) -> int | None:

@@ -33,7 +33,3 @@ def test_a_rehearsal_cuts_each_split_to_its_batches(monkeypatch):
     monkeypatch.setenv("CNNBOOK_MAX_BATCHES", "2")   # train_ch6 plots every len // 5 batches
     train, test = d2l_fashion_mnist(16)
     assert len(train) == len(test) == 5 and len(train.dataset) == 5 * 16
-    monkeypatch.setenv("CNNBOOK_MAX_BATCH_SIZE", "4")   # and small batches
-    train, test = d2l_fashion_mnist(16)
-    assert len(train) == len(test) == 5 and len(train.dataset) == 5 * 4
-    assert [len(y) for _, y in train] == [4] * 5

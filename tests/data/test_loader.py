@@ -240,18 +240,3 @@ def test_a_rehearsal_caps_every_pass_to_its_batches(monkeypatch):
     assert len(train) == len(test) == 2   # the full splits load, two batches go out
     assert [tuple(xb.shape) for xb, _ in test] == [(64, 1, 40, 40)] * 2
 
-
-def test_a_rehearsal_cuts_each_batch_to_its_first_examples(monkeypatch):
-    X = torch.arange(20, dtype=torch.uint8).view(20, 1, 1, 1).expand(20, 1, 2, 2).contiguous()
-    y = torch.arange(20)
-    loader = TensorLoader(X, y, batch_size=8, device="cpu")
-    monkeypatch.delenv("CNNBOOK_MAX_BATCHES", raising=False)
-    monkeypatch.setenv("CNNBOOK_MAX_BATCH_SIZE", "3")
-    batches = list(loader)
-    assert len(loader) == 3 and [b.tolist() for _, b in batches] == [[0, 1, 2], [8, 9, 10], [16, 17, 18]]
-    for xb, yb in batches:   # each image still travels with its own label
-        assert torch.equal((xb[:, 0, 0, 0] * 255).round(), yb.float())
-    monkeypatch.setenv("CNNBOOK_MAX_BATCHES", "1")
-    assert [b.tolist() for _, b in loader] == [[0, 1, 2]]
-    monkeypatch.delenv("CNNBOOK_MAX_BATCH_SIZE")
-    assert [len(b) for _, b in loader] == [8]

@@ -538,3 +538,36 @@ def test_a_rehearsal_caps_epochs_batches_and_evaluation(monkeypatch, results_dir
     assert len(preds) == len(labels) == 128
     monkeypatch.delenv("CNNBOOK_MAX_BATCHES")
     assert len(predict(_model(), batches)[0]) == 512
+
+
+def test_a_rehearsal_cuts_each_batch_fit_evaluate_and_predict_use(monkeypatch):
+    """CNNBOOK_MAX_BATCH_SIZE=5: every batch the model sees holds the first 5 examples, each
+    with its own label (a 224-pixel model's step on 128 images is what a rehearsal avoids)."""
+    seed_everything(0)
+    X, y = torch.randn(40, 1, 2, 2), torch.arange(40) % 4
+    batches = [(X[i:i + 16], y[i:i + 16]) for i in range(0, 40, 16)]   # 16, 16, 8
+    seen = []
+
+    class Spy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return self.lin(x.flatten(1))
+
+    monkeypatch.delenv("CNNBOOK_MAX_BATCHES", raising=False)
+    monkeypatch.setenv("CNNBOOK_MAX_BATCH_SIZE", "5")
+    fit(Spy(), batches, batches, epochs=1, lr=0.1, device="cpu", progress=False, record=False,
+        live_plot=False)
+    assert seen and {len(x) for x in seen} == {5}
+    firsts = torch.cat([X[0:5], X[16:21], X[32:37]])
+    assert all(any(torch.equal(x, f) for f in firsts.split(5)) for x in seen)
+    preds, labels = predict(Spy(), batches)
+    assert torch.equal(labels, torch.cat([y[0:5], y[16:21], y[32:37]]))
+    seen.clear()
+    evaluate(Spy(), batches)
+    assert [len(x) for x in seen] == [5, 5, 5]
+    monkeypatch.delenv("CNNBOOK_MAX_BATCH_SIZE")
+    assert len(predict(Spy(), batches)[0]) == 40
