@@ -29,7 +29,11 @@ MARKER = ".cnnbook-student-edition"
 # Tests that run the teacher's solutions; a student edition has none to run.
 TEACHER_ONLY = ("tests/test_assignments.py", "tests/test_cheats.py",
                 "tests/test_student_edition.py", "tests/test_notebook_conventions.py",
-                "tools/student_edition.py")
+                "tools/student_edition.py",
+                # the fakes and the all-chapter check grade the teacher's solutions
+                "cnnbook/grading/fakes.py", "cnnbook/grading/onekernel.py",
+                "tests/grading/test_fakes.py", "tests/grading/test_onekernel.py",
+                *(f"tests/homework/test_grades_{n}.py" for n in range(1, 5)))
 
 
 def tracked_files(root: Path = ROOT) -> list[str]:
