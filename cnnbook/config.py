@@ -15,6 +15,7 @@ assert its learning claims: not in smoke, not in a rehearsal.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import random
 from types import SimpleNamespace
@@ -125,6 +126,15 @@ def capped(n, minimum: int = 1):
     if n is None:
         return max(cap, minimum)
     return min(n, max(cap, minimum))
+
+
+def rehearsal_batches(loader):
+    """``loader`` itself, or in a rehearsal its first N batches (``CNNBOOK_MAX_BATCHES=N``),
+    each cut to its first K examples (``CNNBOOK_MAX_BATCH_SIZE=K``): what every evaluation
+    and training loop of the package iterates."""
+    cap, size = max_batches(), max_batch_size()
+    batches = loader if cap is None else itertools.islice(loader, cap)
+    return batches if size is None else ((X[:size], y[:size]) for X, y in batches)
 
 
 def claims_checked(profile: str) -> bool:

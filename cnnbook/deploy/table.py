@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from cnnbook.config import rehearsal_batches
 from cnnbook.deploy.benchmark import benchmark, file_size_mb, load_average, size_mb
 
 __all__ = ["SOURCE_FIGURES", "accuracy", "measure_row", "compression_table", "table_record"]
@@ -34,11 +35,11 @@ SOURCE_FIGURES = {
 @torch.no_grad()
 def accuracy(model: Callable, loader: Iterable) -> float:
     """Top-1 accuracy of ``model`` (any callable; an ``nn.Module`` is put in eval mode) on
-    every batch of ``loader``, on the CPU."""
+    every batch of ``loader``, on the CPU (a rehearsal's capped batches, as ``evaluate``)."""
     if isinstance(model, nn.Module):
         model.eval()
     correct = total = 0
-    for x, y in loader:
+    for x, y in rehearsal_batches(loader):
         correct += int((model(x.cpu()).argmax(1) == y.cpu()).sum())
         total += len(y)
     if total == 0:

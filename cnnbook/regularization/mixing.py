@@ -154,11 +154,16 @@ class BatchMixer:
         return x, y_a
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The mixed cross-entropy of the batch last produced by ``wrap``'s loader."""
-        last = self.last
-        if last is None or last["y_a"].shape != y.shape:
+        """The mixed cross-entropy of the batch last produced by ``wrap``'s loader.
+
+        ``y`` may be the first examples of that batch only (a rehearsal,
+        ``CNNBOOK_MAX_BATCH_SIZE``, trains on a prefix of every batch).
+        """
+        last, n = self.last, len(y)
+        if (last is None or n > len(last["y_a"])
+                or not torch.equal(last["y_a"][:n].to(y.device), y)):
             raise RuntimeError("BatchMixer.loss needs the batch from the loader returned by "
                                "mixer.wrap(...): train with fit(model, mixer.wrap(train_iter), "
                                "..., loss_fn=mixer.loss)")
-        return mixed_cross_entropy(logits, y, last["y_b"].to(y.device), last["lam"],
+        return mixed_cross_entropy(logits, y, last["y_b"][:n].to(y.device), last["lam"],
                                    self.label_smoothing)

@@ -48,7 +48,6 @@ schedule, history row, plot, callbacks, checkpoint.
 """
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import numbers
@@ -64,8 +63,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from cnnbook.config import (active_profile, capped, describe_device, get_device, max_batch_size,
-                             max_batches)
+from cnnbook.config import active_profile, capped, describe_device, get_device, rehearsal_batches
 from cnnbook.train.callbacks import as_callbacks, call_hook
 from cnnbook.train.checkpoint import Checkpoint, fingerprint, restore_training_state, training_state
 from cnnbook.train.distributed import setup as setup_distributed
@@ -137,7 +135,7 @@ def evaluate(model: nn.Module, data_iter: Iterable, device=None,
     correct = torch.zeros((), device=device)
     loss_sum = torch.zeros((), device=device)
     n = 0
-    for X, y in _rehearsal_cap(data_iter):
+    for X, y in rehearsal_batches(data_iter):
         X, y = X.to(device), y.to(device)
         logits = model(X)
         correct += accuracy_count(logits, y)
@@ -157,7 +155,7 @@ def predict(model: nn.Module, data_iter: Iterable, device=None):
     was_training = model.training
     model.eval()
     preds, labels = [], []
-    for X, y in _rehearsal_cap(data_iter):
+    for X, y in rehearsal_batches(data_iter):
         preds.append(model(X.to(device)).argmax(dim=1).cpu())
         labels.append(y.cpu())
     model.train(was_training)
@@ -307,7 +305,7 @@ def fit(model: nn.Module, train_iter, test_iter=None, epochs: int = 10, lr: floa
             lr_now = _lr(opt)
             bar = _progress(_len(train_iter), f"epoch {epoch}/{epochs}", progress)
             t0 = time.perf_counter()
-            for step, (X, y) in enumerate(_rehearsal_cap(train_iter), 1):
+            for step, (X, y) in enumerate(rehearsal_batches(train_iter), 1):
                 X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 opt.zero_grad(set_to_none=True)
                 with amp.autocast():
@@ -437,14 +435,6 @@ def _check_arguments(model, train_iter, test_iter, epochs, lr, momentum, weight_
         if not isinstance(it, IterableABC) and not hasattr(it, "__getitem__"):
             raise TypeError(f"{label} must be an iterable of (X, y) batches such as a "
                             f"TensorLoader or DataLoader, got {type(it).__name__}")
-
-
-def _rehearsal_cap(loader):
-    """``loader`` itself, or in a rehearsal its first N batches (``CNNBOOK_MAX_BATCHES=N``),
-    each cut to its first K examples (``CNNBOOK_MAX_BATCH_SIZE=K``)."""
-    cap, size = max_batches(), max_batch_size()
-    batches = loader if cap is None else itertools.islice(loader, cap)
-    return batches if size is None else ((X[:size], y[:size]) for X, y in batches)
 
 
 def _len(loader) -> int | None:

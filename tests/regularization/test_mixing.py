@@ -76,6 +76,11 @@ def test_batch_mixer_with_a_loader(mode):
         assert 0 <= lam <= 1 and torch.equal(yb, yo[partner_index(4)])
         logits = torch.randn(4, 10)
         assert torch.allclose(mixer.loss(logits, ya), mixed_cross_entropy(logits, ya, yb, lam))
+    # a rehearsal's fit trains on the first examples of the batch: the loss pairs those
+    assert torch.allclose(mixer.loss(logits[:3], ya[:3]),
+                          mixed_cross_entropy(logits[:3], ya[:3], yb[:3], lam))
+    with pytest.raises(RuntimeError, match="wrap"):
+        mixer.loss(logits[:3], ya[1:])   # not the batch the mixer produced
     with pytest.raises(RuntimeError, match="wrap"):
         BatchMixer().loss(torch.randn(4, 10), y[:4])
     with pytest.raises(ValueError):
