@@ -139,3 +139,18 @@ def test_rehearsal_batch_size_reads_environment(monkeypatch):
         monkeypatch.setenv("CNNBOOK_MAX_BATCH_SIZE", bad)
         with pytest.raises(ValueError, match="CNNBOOK_MAX_BATCH_SIZE"):
             config.max_batch_size()
+
+
+def test_rehearsal_batches_cuts_the_count_and_each_batch(monkeypatch):
+    batches = [(torch.arange(i, i + 4), torch.arange(i, i + 4) % 3) for i in range(0, 20, 4)]
+    monkeypatch.delenv("CNNBOOK_MAX_BATCHES", raising=False)
+    monkeypatch.delenv("CNNBOOK_MAX_BATCH_SIZE", raising=False)
+    assert config.rehearsal_batches(batches) is batches
+    monkeypatch.setenv("CNNBOOK_MAX_BATCHES", "2")
+    assert [x.tolist() for x, _ in config.rehearsal_batches(batches)] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    monkeypatch.setenv("CNNBOOK_MAX_BATCH_SIZE", "3")
+    cut = list(config.rehearsal_batches(batches))
+    assert [x.tolist() for x, _ in cut] == [[0, 1, 2], [4, 5, 6]]
+    assert [y.tolist() for _, y in cut] == [[0, 1, 2], [1, 2, 0]]   # labels stay with images
+    monkeypatch.delenv("CNNBOOK_MAX_BATCHES")
+    assert len(list(config.rehearsal_batches(batches))) == 5
