@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cnnbook.config import capped
+from cnnbook.config import capped, capped_batch
 from cnnbook.train.optim import make_optimizer
 
 
@@ -140,6 +140,8 @@ def lr_find(model: nn.Module, train_iter, optimizer="sgd", start_lr: float = 1e-
             except StopIteration:
                 batches = iter(train_iter)
                 X, y = next(batches)
+            n = capped_batch(len(y))   # a rehearsal (CNNBOOK_MAX_BATCH_SIZE): a small batch
+            X, y = X[:n], y[:n]
             for g, r in zip(opt.param_groups, ratios):
                 g["lr"] = float(lr) * r
             opt.zero_grad(set_to_none=True)

@@ -129,3 +129,17 @@ def test_a_rehearsal_caps_the_range_test_to_two_steps(monkeypatch):
     monkeypatch.setenv("CNNBOOK_MAX_BATCHES", "2")
     found = lr_find(nn.Linear(8, 1, bias=False), [(X, y)], num_steps=100, loss_fn=nn.MSELoss())
     assert found.steps <= 2 and len(found.lrs) <= 2
+
+
+def test_a_rehearsal_steps_on_small_batches(monkeypatch):
+    X, y, _ = _regression()
+    sizes = []
+
+    class Spy(nn.Linear):
+        def forward(self, x):
+            sizes.append(len(x))
+            return super().forward(x)
+
+    monkeypatch.setenv("CNNBOOK_MAX_BATCH_SIZE", "3")
+    lr_find(Spy(8, 1, bias=False), [(X, y)], num_steps=4, loss_fn=nn.MSELoss())
+    assert sizes == [3] * 4 and len(X) > 3
