@@ -63,7 +63,8 @@ class Distillation:
         _check(temperature, alpha)
         self.teacher = teacher.eval()
         self.temperature, self.alpha = float(temperature), float(alpha)
-        self.last: torch.Tensor | None = None
+        self.last: torch.Tensor | None = None        # the teacher's logits of the last batch
+        self.last_labels: torch.Tensor | None = None  # and its labels, to check the pairing
 
     @torch.no_grad()
     def teacher_logits(self, x: torch.Tensor) -> torch.Tensor:
@@ -76,14 +77,20 @@ class Distillation:
         return MapBatches(loader, self._remember_teacher)
 
     def _remember_teacher(self, x, y):
-        self.last = self.teacher_logits(x)
+        self.last, self.last_labels = self.teacher_logits(x), y
         return x, y
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The distillation loss of the batch last produced by ``wrap``'s loader."""
-        if self.last is None or self.last.shape != logits.shape:
+        """The distillation loss of the batch last produced by ``wrap``'s loader.
+
+        ``y`` may be the first examples of that batch only (a rehearsal,
+        ``CNNBOOK_MAX_BATCH_SIZE``, trains on a prefix of every batch).
+        """
+        n = len(y)
+        if (self.last is None or self.last.shape[1:] != logits.shape[1:] or n > len(self.last)
+                or not torch.equal(self.last_labels[:n].to(y.device), y)):
             raise RuntimeError("Distillation.loss needs the batch from the loader returned by "
                                "kd.wrap(...): train with fit(student, kd.wrap(train_iter), "
                                "..., loss_fn=kd.loss)")
-        return distillation_loss(logits, self.last.to(logits.device), y, self.temperature,
+        return distillation_loss(logits, self.last[:n].to(logits.device), y, self.temperature,
                                  self.alpha)

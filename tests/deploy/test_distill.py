@@ -45,6 +45,11 @@ def test_wrapped_loader_feeds_the_teacher_logits_to_the_loss():
         assert torch.allclose(kd.last, teacher(x))
         loss = kd.loss(student(x), y)
         assert torch.allclose(loss, distillation_loss(student(x), teacher(x), y))
+        # a rehearsal's fit trains on the first examples of the batch: the loss pairs those
+        assert torch.allclose(kd.loss(student(x[:2]), y[:2]),
+                              distillation_loss(student(x[:2]), teacher(x[:2]), y[:2]))
+    with pytest.raises(RuntimeError, match="kd.wrap"):
+        kd.loss(student(x[:2]), (y[:2] + 1) % 3)   # not the labels of the batch the teacher saw
 
 
 def test_distillation_through_fit_moves_the_student_towards_the_teacher(tmp_path, monkeypatch):
