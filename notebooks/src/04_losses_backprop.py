@@ -700,10 +700,11 @@ curves = pd.DataFrame({"CNN": cnn_result.history.set_index("epoch")["test_acc"],
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
 viz.plot_history(cnn_result.history, ax=axes[0], title="CNN");
 curves.plot(ax=axes[1], marker="o", title="test accuracy", xlabel="epoch", grid=True);
-if cfg.limit is None:        # the full training set: the comparison the prose describes
+# the full training set (not a rehearsal's two batches): the comparison the prose describes
+if cfg.limit is None and cnnbook.claims_checked(PROFILE):
     assert cnn_result.test_acc > mlp_result.test_acc
-if cfg.limit is None and device.type == "cpu":
-    assert mlp_result.examples_per_sec > cnn_result.examples_per_sec
+    if device.type == "cpu":
+        assert mlp_result.examples_per_sec > cnn_result.examples_per_sec
 
 # %% [markdown]
 # The table above compares the two runs. With the sources' recipe the CNN reaches a

@@ -460,6 +460,7 @@ cmp_train, cmp_test = cnnbook.load_data("fashion_mnist", batch_size=cfg.batch_si
                                         resize=cfg.resize, limit=cfg.compare_limit,
                                         test_limit=cfg.compare_test_limit)
 Xb, yb = next(iter(cmp_train))
+Xb, yb = Xb[:cnnbook.config.capped_batch(len(yb))], yb[:cnnbook.config.capped_batch(len(yb))]
 rows = []
 for act in (nn.ReLU, nn.Sigmoid):
     cnnbook.seed_everything(0)

@@ -405,8 +405,9 @@ for with_aux in (False, True):
                      "train loss (incl. aux)": row["train_loss"], "test acc": row["test_acc"]})
 aux_cmp = pd.DataFrame(rows)
 print(aux_cmp.round(3).to_string(index=False))
-final = aux_cmp[aux_cmp.epoch == cfg.aux_epochs].set_index("aux heads")["test acc"]
-print(f"\nmain-head test accuracy after {cfg.aux_epochs} epoch(s): {final[True]:.3f} with "
+last = int(aux_cmp.epoch.max())   # cfg.aux_epochs, unless a rehearsal capped the runs
+final = aux_cmp[aux_cmp.epoch == last].set_index("aux heads")["test acc"]
+print(f"\nmain-head test accuracy after {last} epoch(s): {final[True]:.3f} with "
       f"auxiliary heads, {final[False]:.3f} without ({final[True] - final[False]:+.3f})")
 
 # %% [markdown]

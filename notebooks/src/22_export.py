@@ -357,11 +357,12 @@ if not cfg.sweep_compile:
     del paths["compile"]
 t0 = time.perf_counter()
 sweep_paths = {k: v for k, v in paths.items() if k != "bf16" or bf16_info["native"]}
-table = sweep(sweep_paths, cfg.batch_sizes, cfg.threads, repeats=cfg.repeats, warmup=cfg.warmup)
+batch_sizes = sorted({cnnbook.config.capped_batch(b) for b in cfg.batch_sizes})  # (make rehearse: small)
+table = sweep(sweep_paths, batch_sizes, cfg.threads, repeats=cfg.repeats, warmup=cfg.warmup)
 if not bf16_info["native"]:
     # emulated bf16 is many times slower than fp32: measured apart, on small batches, one
     # thread count, against its own eager baseline, so the sweep stays within budget
-    small = [b for b in cfg.batch_sizes if b <= cfg.bf16_max_batch] or [min(cfg.batch_sizes)]
+    small = [b for b in batch_sizes if b <= cfg.bf16_max_batch] or [min(batch_sizes)]
     bf16_rows = sweep({"eager": paths["eager"], "bf16": paths["bf16"]}, small,
                       cfg.threads[:1], repeats=3, warmup=1)
     table = pd.concat([table, bf16_rows[bf16_rows["path"] == "bf16"]], ignore_index=True)

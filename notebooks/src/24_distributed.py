@@ -274,8 +274,11 @@ hist = pd.DataFrame(eq[0]["history"])[["epoch", "train_loss", "train_acc", "test
 hist["one process: train_loss"] = res_1.history["train_loss"].values
 print(hist.round(5).to_string(index=False))
 print(f"max |w_DDP - w_one process| = {diff:.1e}; between the two ranks: {between:.1e}")
-assert diff < 1e-5 and between == 0.0
-assert np.allclose(hist.train_loss, hist["one process: train_loss"], atol=1e-5)
+assert between == 0.0
+# (make rehearse cuts every batch to 8 examples, per process: there the two runs differ)
+if not cnnbook.config.rehearsing():
+    assert diff < 1e-5
+    assert np.allclose(hist.train_loss, hist["one process: train_loss"], atol=1e-5)
 
 # %% [markdown]
 # The weights agree to float32 rounding (the cell prints the difference; summing in another
