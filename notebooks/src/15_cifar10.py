@@ -607,6 +607,8 @@ assert most_confused(_cm, 3) == [(2, 1, 4), (0, 2, 3), (2, 0, 3)]
 assert all(type(v) is int for cell in most_confused(_cm, 6) for v in cell)
 assert len(most_confused(_cm, 6)) == 6
 ### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons
+check_comparisons()   # torch.allclose & co. are the genuine ones
 _g = torch.Generator().manual_seed(1515)
 for _ in range(20):
     _n = int(torch.randint(2, 12, (1,), generator=_g))
@@ -646,6 +648,8 @@ for _k in range(16):
     assert torch.allclose(_out[_k], _want, atol=1e-5), f"image {_k}"
 assert torch.equal(random_grayscale(_x, torch.Generator().manual_seed(1), p=0.0), _x)
 ### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons
+check_comparisons()   # torch.allclose & co. are the genuine ones
 import inspect
 _src = inspect.getsource(random_grayscale)
 assert "rgb_to_grayscale" not in _src and "augment" not in _src.split('"""')[-1]
@@ -703,6 +707,8 @@ assert aug_result.record["chapter"] == "15"
 assert type(gap_plain) is float and type(gap_aug) is float
 assert isinstance(interpretation, str) and len(interpretation.split()) >= 20
 ### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons
+check_comparisons()   # torch.allclose & co. are the genuine ones
 _last = aug_result.history.iloc[-1]
 assert math.isclose(gap_aug, _last["train_acc"] - _last["test_acc"], abs_tol=1e-9)
 assert math.isclose(gap_plain, result.train_acc - result.test_acc, abs_tol=1e-9)
@@ -753,6 +759,8 @@ _i, _c = confident_mistakes(baseline, _imgs, _labs, test_iter.transform, k=5)
 assert isinstance(_i, torch.Tensor) and isinstance(_c, torch.Tensor) and len(_i) == len(_c) <= 5
 assert (_c[:-1] >= _c[1:]).all(), "most confident first"
 ### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons
+check_comparisons()   # torch.allclose & co. are the genuine ones
 baseline.eval()
 with torch.no_grad():
     _p = torch.softmax(baseline(test_iter.transform(_imgs.to(device), train=False)).float(), 1).cpu()
@@ -764,7 +772,8 @@ assert torch.allclose(_c.float(), _cf[_ref], atol=1e-5)
 assert set(_i.tolist()) <= set(_w.tolist())
 assert all(int(_pr[i]) != int(_labs[i]) for i in _i.tolist())
 _i2, _c2 = confident_mistakes(baseline, _imgs, _labs, test_iter.transform, k=200)
-assert len(_i2) == len(_w)
+assert len(_i2) == len(_w) and set(_i2.tolist()) == set(_w.tolist())   # every mistake, once
+assert torch.allclose(_c2.float(), _cf[_w].sort(descending=True).values, atol=1e-5)
 ### END HIDDEN TESTS
 
 # %% [markdown]

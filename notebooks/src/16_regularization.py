@@ -687,6 +687,8 @@ assert type(centre_rate(0.1, 3, 16, 16)) is float
 assert math.isclose(centre_rate(0.1, 1, 8, 8), 0.1)
 assert math.isclose(centre_rate(0.1, 3, 16, 16), 0.1 / 9 * 256 / 196)
 ### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons
+check_comparisons()   # torch.allclose & co. are the genuine ones
 import inspect
 import random
 
@@ -724,6 +726,8 @@ _out = smoothed_ce(_logits, _y, 0.1)
 assert isinstance(_out, torch.Tensor) and _out.ndim == 0
 assert torch.allclose(_out, nn.CrossEntropyLoss(label_smoothing=0.1)(_logits, _y))
 ### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons
+check_comparisons()   # torch.allclose & co. are the genuine ones
 import inspect
 _src = inspect.getsource(smoothed_ce)
 assert "cross_entropy" not in _src and "CrossEntropyLoss" not in _src
@@ -759,6 +763,8 @@ _mx, _my = mix_batch(_x, torch.tensor([0, 1, 2]), 0.75, 3)
 assert torch.allclose(_mx.flatten(), torch.tensor([0.5, 0.75, 1.75]))
 assert torch.allclose(_my[0], torch.tensor([0.75, 0.0, 0.25]))
 ### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons
+check_comparisons()   # torch.allclose & co. are the genuine ones
 import inspect
 from torchvision.transforms import v2 as _v2
 _src = inspect.getsource(mix_batch)
@@ -799,6 +805,8 @@ assert isinstance(recipe_model, nn.Module) and isinstance(recipe_run, dict)
 assert 0 <= recipe_run["train acc"] <= 1 and 0 <= recipe_run["test acc"] <= 1
 assert math.isclose(recipe_run["gap"], recipe_run["train acc"] - recipe_run["test acc"])
 ### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons
+check_comparisons()   # torch.allclose & co. are the genuine ones
 import json
 from cnnbook.results import results_dir as _results_dir
 _path = _results_dir(PROFILE) / "16-reg_ex_recipe.json"
