@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -21,11 +22,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load_tool(name: str):
-    """The script ``tools/<name>.py`` imported as a module (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"cnnbook_tools_{name}", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The script ``tools/<name>.py`` imported as a module (tools/ is not a package), once.
+
+    It is registered in ``sys.modules`` before it runs: a dataclass looks its module up there.
+    """
+    key = f"cnnbook_tools_{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, ROOT / "tools" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[key]
+            raise
+    return sys.modules[key]
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,4 @@
 """nbgrader turns every chapter into a student version a teacher can hand out (make assignments)."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -9,11 +8,9 @@ ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip("nbgrader")
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location("assignments", ROOT / "tools" / "assignments.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def tool(load_tool):
+    return load_tool("assignments")
 
 
 def _src(cell):
@@ -34,14 +31,13 @@ def _without_hidden_tests(source: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory):
+def course(tmp_path_factory, tool):
     """Every chapter released once for the tests of this module."""
     path = tmp_path_factory.mktemp("assignments") / "course"
-    return path, _tool().generate(path)
+    return path, tool.generate(path)
 
 
-def test_student_versions_hide_solutions_and_lock_tests(course, tmp_path):
-    tool = _tool()
+def test_student_versions_hide_solutions_and_lock_tests(course, tool, tmp_path):
     course_dir, released = course
     assert len(released) >= 4
     assert {p.parent.name for p in released} == {p.name for p in (course_dir / "source").iterdir()}
@@ -171,13 +167,12 @@ def _solution_lines() -> set:
     return inside - outside
 
 
-def test_student_edition_holds_no_solution(course, tmp_path):
+def test_student_edition_holds_no_solution(course, tool, load_tool, tmp_path):
     import subprocess
     import sys
 
-    sys.path.insert(0, str(ROOT / "tools"))
-    from student_edition import MARKER, build
-
+    edition = load_tool("student_edition")
+    MARKER, build = edition.MARKER, edition.build
     course_dir, released = course
     out = build(tmp_path / "edition", course=course_dir)
     assert (out / MARKER).exists() and (out / "cnnbook" / "__init__.py").exists()
@@ -188,7 +183,7 @@ def test_student_edition_holds_no_solution(course, tmp_path):
     for nb in chapters:
         student = out / "notebooks" / nb.name
         assert student.exists() and (out / "notebooks" / "src" / f"{nb.stem}.py").exists()
-        assert _tool().solution_leaks(student) == []
+        assert tool.solution_leaks(student) == []
     secret = _solution_lines()
     assert len(secret) > 100
     leaks = []

@@ -2,31 +2,20 @@
 
 Running the mutants takes minutes (see CONTRIBUTING.md); this only checks the list.
 """
-import importlib.util
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
+import pytest
 
 
-def _load():
-    name = "cnnbook_tools_mutants"
-    if name not in sys.modules:   # dataclasses look their module up in sys.modules
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / "mutants.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+@pytest.fixture(scope="module")
+def mutants(load_tool):
+    return load_tool("mutants")
 
 
-def test_every_mutant_pattern_occurs_exactly_once_and_has_tests():
-    mutants = _load()
+def test_every_mutant_pattern_occurs_exactly_once_and_has_tests(mutants):
     assert len(mutants.MUTANTS) >= 12
     assert mutants.check_patterns() == []
 
 
-def test_the_check_reports_a_pattern_that_no_longer_matches(tmp_path):
-    mutants = _load()
+def test_the_check_reports_a_pattern_that_no_longer_matches(mutants, tmp_path):
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_m.py").write_text("")
     (tmp_path / "m.py").write_text("x = 1\nx = 1\n")
