@@ -479,8 +479,8 @@ for name in ("ConvNeXt-T", "ViT-B/16"):
 # 7x7 depthwise convolutions (little arithmetic per byte moved, as in MobileNet) with large
 # per-pixel linear layers; whether that makes it faster or slower per MAC than ResNet-50
 # depends on the CPU and its libraries, so read the lines of your own run. The lesson for
-# deployment (Part IV): measure on the target device; MACs are a proxy, and a poor one
-# across very different layer types.
+# deployment (Part IV, from [chapter 21](21_compression.ipynb)): measure on the target
+# device; MACs are a proxy, and a poor one across very different layer types.
 #
 # ## 6. The course's own runs: Fashion-MNIST
 #
