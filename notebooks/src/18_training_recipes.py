@@ -810,6 +810,8 @@ assert abs(warmup_cosine_lr(2, 10, 2, 0.1) - 0.1) < 1e-9
 _ref = _sched.lr_curve(_sched.warmup_cosine(2, eta_min=0.0), 4, 5, 0.3)
 assert np.allclose([warmup_cosine_lr(s, 20, 10, 0.3) for s in range(20)], _ref, atol=1e-7)
 ### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons
+check_comparisons()   # torch.allclose & co. are the genuine ones
 _rng = np.random.default_rng(18)
 for _ in range(5):
     _e, _spe = int(_rng.integers(2, 6)), int(_rng.integers(2, 9))
@@ -846,6 +848,8 @@ assert torch.allclose(_c[0], torch.tensor([0.6, 0.0]), atol=1e-5)
 _c, _n = clip_total_norm(_g, 10.0)
 assert torch.allclose(_c[1], torch.tensor([[4.0]]))
 ### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons
+check_comparisons()   # torch.allclose & co. are the genuine ones
 _saved_clip = torch.nn.utils.clip_grad_norm_
 
 
@@ -896,6 +900,8 @@ def smooth_losses(losses, beta: float = 0.98) -> list:
 assert np.allclose(smooth_losses([2.0, 2.0, 2.0], 0.9), 2.0)  # a constant stays constant
 assert np.allclose(smooth_losses(finder.raw_losses, 0.98), finder.losses, rtol=1e-5)
 ### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons
+check_comparisons()   # torch.allclose & co. are the genuine ones
 _rng = np.random.default_rng()
 _x = _rng.uniform(0.5, 3.0, size=int(_rng.integers(5, 40)))
 _b = float(_rng.uniform(0.5, 0.99))

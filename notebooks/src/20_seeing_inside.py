@@ -565,6 +565,8 @@ _out = cam_from(_A, _dA)
 assert isinstance(_out, torch.Tensor) and _out.shape == (1, 1, 2)
 assert torch.allclose(_out, torch.tensor([[[0.0, 2.5]]]))
 ### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons
+check_comparisons()   # torch.allclose & co. are the genuine ones
 import inspect
 from captum.attr import LayerGradCam as _LGC
 _src = inspect.getsource(cam_from)
@@ -615,6 +617,8 @@ assert isinstance(_out, torch.Tensor) and _out.shape == _x.shape
 # for a linear model the attributions are x * w exactly
 assert torch.allclose(_out.flatten(1), _x.flatten(1) * _lin[1].weight[_t].detach(), atol=1e-6)
 ### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons
+check_comparisons()   # torch.allclose & co. are the genuine ones
 import inspect
 from cnnbook.interpret.saliency import integrated_gradients as _ref_ig
 _src = inspect.getsource(my_integrated_gradients).replace("my_integrated_gradients", "")
@@ -653,6 +657,8 @@ assert type(same_label_share(_f, _l, 1)) is float
 assert math.isclose(same_label_share(_f, _l, 1), 4 / 5, abs_tol=1e-6)   # only 13.2's neighbour (11.5) differs
 assert math.isclose(same_label_share(_f, _l, 2), 4 / 10, abs_tol=1e-6)
 ### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons
+check_comparisons()   # torch.allclose & co. are the genuine ones
 import inspect
 from cnnbook.interpret.embeddings import neighbour_agreement as _ref_agree
 _src = inspect.getsource(same_label_share)
@@ -692,6 +698,8 @@ assert isinstance(ig_rows, list) and len(ig_rows) == len(sanity_table)
 assert ig_rows[0]["spearman"] == 1.0 and ig_rows[0]["maps"].shape == (len(test_x), 32, 32)
 assert all(-1 <= r["spearman"] <= 1 for r in ig_rows)
 ### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons
+check_comparisons()   # torch.allclose & co. are the genuine ones
 _ref0 = saliency_map(integrated_gradients(resnet, test_x, targets, steps=cfg.ig_steps))
 assert torch.allclose(ig_rows[0]["maps"], _ref0, atol=1e-5), "the first row must be the trained model's IG maps"
 assert [r["randomized"] for r in ig_rows] == list(sanity_table.index)

@@ -754,6 +754,8 @@ _w, _b = fold_bn(torch.ones(2, 1, 1, 1), torch.zeros(2), torch.tensor([2.0, 1.0]
 assert isinstance(_w, torch.Tensor) and _w.shape == (2, 1, 1, 1)
 assert torch.allclose(_w.flatten(), torch.tensor([1.0, 1.0])) and torch.allclose(_b, torch.tensor([-0.5, 0.0]))
 ### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons
+check_comparisons()   # torch.allclose & co. are the genuine ones
 import torch.nn.utils.fusion as _fusion_mod
 from torch.nn.utils.fusion import fuse_conv_bn_eval as _fuse_ref
 import cnnbook.deploy.fusion as _our_fusion
@@ -851,6 +853,8 @@ _s = torch.tensor([[2.0, 0.0, -1.0]])
 _l = kd_loss(_s, _s.clone(), torch.tensor([0]), 4.0, 1.0)
 assert isinstance(_l, torch.Tensor) and _l.dim() == 0 and abs(float(_l)) < 1e-6   # matching: no KL
 ### BEGIN HIDDEN TESTS
+from cnnbook.grading import check_comparisons
+check_comparisons()   # torch.allclose & co. are the genuine ones
 from cnnbook.deploy.distill import distillation_loss as _ref_kd
 import cnnbook.deploy.distill as _d_mod
 _saved_kd = _d_mod.distillation_loss
