@@ -224,7 +224,7 @@ def check_chapter(chapter: str, timeout: float = 300, notebooks: Path = NOTEBOOK
 
 def problems(result: dict) -> list[str]:
     """What grades wrongly: a solution short of full marks, a blank or an altering fake scoring."""
-    out = [f"lesson {e}" for e in result["lesson_errors"]]
+    out = [f"lesson {e}" for e in result.get("lesson_errors", [])]   # (nbgrader's: none)
     scores = result["scores"]
     for ex, (got, top) in scores["solution"].items():
         if got != top:
