@@ -14,8 +14,10 @@ the student's copy) calls these helpers instead:
 - ``check_comparisons()``: ``torch.allclose``, ``torch.equal``, ``torch.isclose``,
   ``math.isclose`` and the tensor methods are the genuine ones.
 - ``forbidden("torch.nn.functional.unfold", ...)``: a context manager under which calling the
-  named function fails the test, however the student reached it (``F.unfold``, an alias, a
-  module that calls it), because the function itself is replaced for the duration.
+  named function fails the test, however the student reached it (``F.unfold``, an alias
+  imported before the test, a module that calls it): the function is replaced on its owner
+  for the duration, and a profiler watches for its own code (or, for a C function, the
+  function object itself), which an alias still points to.
 
 This module holds no answer to any exercise: the references live in the hidden tests.
 """
@@ -23,7 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import math
+import sys
+import types
 from typing import Any, Callable, Iterable
 
 import torch
@@ -198,10 +203,12 @@ def forbidden(*paths: str, task: str = "the task", allow: Callable | None = None
     **kwargs)``, when given, lets the calls it returns True for through to the original
     (for example F.cross_entropy without its ``label_smoothing`` argument).
     """
-    saved, used = [], []
+    saved, used, codes, builtins = [], [], {}, {}
     for path in paths:
         owner, attr = _resolve(path)
         original = owner.__dict__[attr] if attr in getattr(owner, "__dict__", {}) else getattr(owner, attr)
+        if allow is None:                    # (an allowed call through an alias looks the same)
+            _watch(original, path, codes, builtins)
 
         def trap(*args, _path=path, _original=original, **kwargs):
             if allow is not None and allow(*args, **kwargs):
@@ -211,6 +218,15 @@ def forbidden(*paths: str, task: str = "the task", allow: Callable | None = None
 
         saved.append((owner, attr, original))
         setattr(owner, attr, trap)
+
+    def profiler(frame, event, arg):
+        if event == "call" and frame.f_code in codes:
+            used.append(codes[frame.f_code])
+        elif event == "c_call" and id(arg) in builtins and builtins[id(arg)][0] is arg:
+            used.append(builtins[id(arg)][1])
+    previous = sys.getprofile()
+    if codes or builtins:
+        sys.setprofile(profiler)
     try:
         yield used
     except AssertionError:
@@ -218,6 +234,23 @@ def forbidden(*paths: str, task: str = "the task", allow: Callable | None = None
             raise AssertionError(f"{used[0]} was called, which {task} forbids") from None
         raise
     finally:
+        if codes or builtins:
+            sys.setprofile(previous)
         for owner, attr, original in reversed(saved):
             setattr(owner, attr, original)
     assert not used, f"{used[0]} was called, which {task} forbids"
+
+
+def _watch(original, path: str, codes: dict, builtins: dict) -> None:
+    """Record what the profiler of ``forbidden`` recognises ``original`` by, whatever name
+    calls it: the code of the innermost function (a decorator's wrapper code is shared with
+    other functions, so not that), or a C function's object."""
+    func = getattr(original, "__func__", original)          # staticmethod / classmethod
+    try:
+        func = inspect.unwrap(func)
+    except ValueError:
+        pass
+    if isinstance(func, types.FunctionType):
+        codes[func.__code__] = path
+    elif isinstance(func, types.BuiltinFunctionType):
+        builtins[id(func)] = (func, path)

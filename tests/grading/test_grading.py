@@ -1,5 +1,6 @@
 """cnnbook.grading: the checks a hidden test uses must reject the usual fakes."""
 import math
+import sys
 
 import pytest
 import torch
@@ -138,3 +139,24 @@ def test_agrees_with_forbidden_functions_computes_references_first():
 
 def test_exact_type():
     assert exact_type(3, int) and not exact_type(True, int) and not exact_type(AlwaysEqual(), int, float)
+
+
+def test_forbidden_catches_an_alias_imported_before_the_check():
+    # `from torch.nn.utils import clip_grad_norm_` at the top of a cell: replacing the module
+    # attribute does not reach this name; the profiler sees the function's own code run.
+    from torch.nn.utils import clip_grad_norm_ as clip
+    from torch.nn.functional import conv2d as conv            # a C function, aliased
+    p = torch.nn.Parameter(torch.ones(3))
+    p.grad = torch.ones(3)
+    with pytest.raises(AssertionError, match="clip_grad_norm_"):
+        with forbidden("torch.nn.utils.clip_grad_norm_"):
+            clip([p], 1.0)
+    with pytest.raises(AssertionError, match="conv2d"):
+        with forbidden("torch.nn.functional.conv2d"):
+            conv(torch.ones(1, 1, 3, 3), torch.ones(1, 1, 2, 2))
+    with forbidden("torch.nn.utils.clip_grad_norm_", "torch.nn.functional.conv2d"):
+        torch.nn.utils.get_total_norm([p.grad])           # a sibling under the same decorator
+        F.conv1d(torch.ones(1, 1, 4), torch.ones(1, 1, 2))
+    assert sys.getprofile() is None                          # the profiler is removed afterwards
+    p.grad = torch.ones(3)
+    assert abs(float(clip([p], 1.0)) - 3 ** 0.5) < 1e-5        # and the alias works again
