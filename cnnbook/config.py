@@ -9,7 +9,7 @@ A *rehearsal* (``make rehearse``) runs the ``full`` profile's knobs on a CPU wit
 loop capped: ``CNNBOOK_MAX_BATCHES=N`` makes every loader, ``fit``, ``evaluate`` and
 benchmark stop after N batches (or repeats, or epochs), and ``CNNBOOK_MAX_BATCH_SIZE=K``
 makes ``fit``, ``evaluate`` and ``predict`` use only the first K examples of each batch (a
-224-pixel AlexNet step on 128 images is seconds of CPU; on 8 it runs the same shapes but
+224-pixel AlexNet step on 128 images is seconds of CPU; on 4 it runs the same shapes but
 the batch axis), so every shape and code path of the full profile runs in minutes. ``claims_checked(profile)`` says whether a notebook may
 assert its learning claims: not in smoke, not in a rehearsal.
 """
@@ -115,6 +115,20 @@ def capped_batch(n: int) -> int:
 def rehearsing() -> bool:
     """True while ``CNNBOOK_MAX_BATCHES`` caps every loop (``make rehearse``)."""
     return max_batches() is not None
+
+
+def rehearsal_tag() -> str:
+    """``""`` outside a rehearsal; in one, a tag naming its caps (``"rehearsal-2x8"``).
+
+    A model a rehearsal trains (two batches of a few images) must never be cached under the
+    name of the real run's model: a ``full`` run on the same machine would load it and report
+    its accuracy. Caches of trained models (Part IV's reference, chapter 19's source) put
+    this tag into their file names.
+    """
+    if not rehearsing():
+        return ""
+    size = max_batch_size()
+    return f"rehearsal-{max_batches()}x{size if size is not None else 'all'}"
 
 
 def capped(n, minimum: int = 1):

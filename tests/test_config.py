@@ -141,6 +141,18 @@ def test_rehearsal_batch_size_reads_environment(monkeypatch):
             config.max_batch_size()
 
 
+def test_rehearsal_tag_names_both_caps(monkeypatch):
+    monkeypatch.delenv("CNNBOOK_MAX_BATCHES", raising=False)
+    monkeypatch.setenv("CNNBOOK_MAX_BATCH_SIZE", "8")   # a batch cap alone is no rehearsal
+    assert config.rehearsal_tag() == ""
+    monkeypatch.setenv("CNNBOOK_MAX_BATCHES", "2")
+    assert config.rehearsal_tag() == "rehearsal-2x8"
+    monkeypatch.setenv("CNNBOOK_MAX_BATCH_SIZE", "4")
+    assert config.rehearsal_tag() == "rehearsal-2x4"
+    monkeypatch.delenv("CNNBOOK_MAX_BATCH_SIZE")
+    assert config.rehearsal_tag() == "rehearsal-2xall"
+
+
 def test_rehearsal_batches_cuts_the_count_and_each_batch(monkeypatch):
     batches = [(torch.arange(i, i + 4), torch.arange(i, i + 4) % 3) for i in range(0, 20, 4)]
     monkeypatch.delenv("CNNBOOK_MAX_BATCHES", raising=False)

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cnnbook.config import active_profile, normalize_profile, seed_everything
+from cnnbook.config import active_profile, normalize_profile, rehearsal_tag, seed_everything
 from cnnbook.data import load_data
 from cnnbook.data.sources import data_dir
 from cnnbook.files import atomic_write
@@ -80,11 +80,14 @@ def build_reference(settings: dict) -> nn.Module:
 
 
 def cache_path(settings: dict, folder: Path | None = None) -> Path:
-    """Where the weights of ``settings`` live: a name made of the depth and a settings hash."""
+    """Where the weights of ``settings`` live: a name made of the depth and a settings hash,
+    and in a rehearsal its tag (``cnnbook.config.rehearsal_tag``), so that a model trained on
+    capped loops is never loaded by a real run."""
     key = json.dumps({**settings, "version": CACHE_VERSION}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:12]
     folder = Path(folder) if folder is not None else data_dir() / "models"
-    return folder / f"cifar10-resnet{settings['depth']}-{digest}.pt"
+    tag = rehearsal_tag()
+    return folder / f"cifar10-resnet{settings['depth']}-{digest}{'-' + tag if tag else ''}.pt"
 
 
 def _train(model: nn.Module, train_iter, test_iter, settings: dict, chapter: str | None,

@@ -54,12 +54,16 @@ class Pretrained:
 
 def cache_file(size: int, limit: int | None, epochs: int, seed: int = 0,
                classes=SOURCE_CLASSES) -> Path:
-    """Where the fallback model of these settings is cached (one file per setting)."""
+    """Where the fallback model of these settings is cached (one file per setting; in a
+    rehearsal, its own file: ``cnnbook.config.rehearsal_tag``)."""
+    from cnnbook.config import rehearsal_tag
     from cnnbook.data.sources import data_dir
 
     tag = "".join(str(c) for c in classes)
+    rehearsal = rehearsal_tag()
     return (data_dir() / "pretrained" /
-            f"resnet18_cifar10-{tag}_{size}px_{limit or 'all'}x{epochs}ep_seed{seed}.pt")
+            f"resnet18_cifar10-{tag}_{size}px_{limit or 'all'}x{epochs}ep_seed{seed}"
+            f"{'_' + rehearsal if rehearsal else ''}.pt")
 
 
 def source_model(size: int = 32, limit: int | None = 15_000, epochs: int = 2,

@@ -25,6 +25,21 @@ def test_cache_path_depends_on_every_setting(tmp_path):
     assert R.cache_path(base, tmp_path) == R.cache_path(dict(base), tmp_path)
 
 
+def test_a_rehearsal_never_shares_the_real_runs_cache_file(tmp_path, monkeypatch):
+    """A model trained on a rehearsal's capped loops must not be loaded by a real run."""
+    settings = R.reference_settings("full")
+    monkeypatch.delenv("CNNBOOK_MAX_BATCHES", raising=False)
+    real = R.cache_path(settings, tmp_path)
+    monkeypatch.setenv("CNNBOOK_MAX_BATCHES", "2")
+    monkeypatch.setenv("CNNBOOK_MAX_BATCH_SIZE", "8")
+    rehearsal_8 = R.cache_path(settings, tmp_path)
+    monkeypatch.setenv("CNNBOOK_MAX_BATCH_SIZE", "4")
+    rehearsal_4 = R.cache_path(settings, tmp_path)
+    assert len({real, rehearsal_8, rehearsal_4}) == 3
+    assert "rehearsal" in rehearsal_4.name and "rehearsal" not in real.name
+    assert real.parent == rehearsal_4.parent == tmp_path
+
+
 def test_trains_once_then_loads_the_same_weights(mirror, monkeypatch, tmp_path):
     monkeypatch.setenv("CNNBOOK_DATA_MIRROR", str(mirror))
     monkeypatch.setenv("CNNBOOK_RESULTS_DIR", str(tmp_path / "results"))

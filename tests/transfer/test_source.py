@@ -34,6 +34,17 @@ def test_source_model_is_trained_once_and_cached(tiny_cifar, monkeypatch):
         assert torch.equal(v, v2), k
 
 
+def test_a_rehearsal_trains_its_own_source_file(tiny_cifar, monkeypatch):
+    """The fallback a rehearsal trains (capped loops) is cached apart from the real one."""
+    monkeypatch.delenv("CNNBOOK_MAX_BATCHES", raising=False)
+    real = source.cache_file(96, None, 15)
+    monkeypatch.setenv("CNNBOOK_MAX_BATCHES", "2")
+    monkeypatch.setenv("CNNBOOK_MAX_BATCH_SIZE", "4")
+    rehearsal = source.cache_file(96, None, 15)
+    assert rehearsal != real and rehearsal.parent == real.parent
+    assert rehearsal.name.endswith("_rehearsal-2x4.pt") and "rehearsal" not in real.name
+
+
 def test_a_damaged_cache_is_retrained_with_a_warning(tiny_cifar):
     kw = dict(size=32, limit=50, epochs=1, test_limit=25, batch_size=16, progress=False)
     path = source.cache_file(32, 50, 1)
