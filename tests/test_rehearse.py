@@ -69,7 +69,7 @@ def test_a_rehearsal_runs_past_an_exercise_assert_and_fails_on_anything_else(
     params.metadata["tags"] = ["parameters"]
     after = nbformat.v4.new_code_cell(
         "import os\nassert os.environ['CNNBOOK_MAX_BATCHES'] == '2' and PROFILE == 'full'\n"
-        "assert os.environ['CNNBOOK_MAX_BATCH_SIZE'] == '8'\n"
+        "assert os.environ['CNNBOOK_MAX_BATCH_SIZE'] == '4'\n"
         "open('reached', 'w').write('yes')")
     result = _run(rehearse, tmp_path, monkeypatch,
                   [params, _solution("answer = 1"), _graded("assert answer == 2"), after])

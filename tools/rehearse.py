@@ -5,10 +5,13 @@ runs each notebook with ``PROFILE="full"`` (its image sizes, widths, depths and 
 and ``CNNBOOK_MAX_BATCHES=N`` (default 2), which ``cnnbook.config.capped`` turns into: every
 ``TensorLoader`` and ``StepsPerEpoch`` pass, every ``fit`` (epochs and batches), ``evaluate``,
 ``predict``, ``lr_find`` and every latency benchmark stop after N, and every batch of the
-course's loaders holds at most ``CNNBOOK_MAX_BATCH_SIZE`` examples (default 8: a 224-pixel
-AlexNet batch of 128 costs seconds of CPU, one of 8 runs the same layers). So every shape,
+course's loaders holds at most ``CNNBOOK_MAX_BATCH_SIZE`` examples (default 4: a 224-pixel
+AlexNet batch of 128 costs seconds of CPU, one of 4 runs the same layers; batch norm, mixing
+and a batch split over two processes still get two or more images). So every shape,
 code path and table of the full profile runs in minutes on a laptop; a failure here is a
 bug of the full profile. Learning claims are not asserted (``cnnbook.config.claims_checked`` is False).
+A model a rehearsal trains and caches (Part IV's reference, chapter 19's source) is cached under a
+name of its own (``cnnbook.config.rehearsal_tag``), never loaded by a real run.
 
 Exercise test cells (nbgrader's graded cells) assert what the student's answer achieves, some
 of it learning ("augmentation beats the plain MLP by 5 points"), which N batches cannot show.
@@ -20,7 +23,7 @@ Nothing it writes can be mistaken for a real run: the notebooks go to ``build/re
 notebooks/``, the result records to ``build/rehearse/results/`` (``CNNBOOK_RESULTS_DIR``),
 nothing is published to ``results/`` and README.md is not touched.
 
-    python tools/rehearse.py [--only 05 06] [--jobs 2] [--batches 2] [--batch-size 8]
+    python tools/rehearse.py [--only 05 06] [--jobs 2] [--batches 2] [--batch-size 4]
 
 Notebooks run ``--jobs`` at a time (each on its own kernel, a subprocess of papermill); the
 wall time of each is printed as it ends, then a table, and the exit status is 1 if any failed,
@@ -42,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "rehearse"
 
 
-def rehearsal_env(batches: int, threads: int, batch_size: int = 8) -> dict:
+def rehearsal_env(batches: int, threads: int, batch_size: int = 4) -> dict:
     """The environment of a rehearsal's kernels: full profile, capped loops and batches, CPU,
     own results."""
     env = dict(os.environ)
@@ -137,8 +140,8 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2, help="notebooks at a time (default 2)")
     ap.add_argument("--batches", type=int, default=2,
                     help="the cap: batches per loop, epochs per fit, benchmark repeats")
-    ap.add_argument("--batch-size", type=int, default=8,
-                    help="examples per batch of the course's loaders (default 8)")
+    ap.add_argument("--batch-size", type=int, default=4,
+                    help="examples per batch of the course's loaders (default 4)")
     ap.add_argument("--timeout", type=int, default=900, help="seconds a cell may take")
     args = ap.parse_args()
     if args.jobs < 1 or args.batches < 1 or args.batch_size < 1:

@@ -392,7 +392,10 @@ print(f"2 processes vs 1 process 1 thread: x{speedup_ddp:.2f}; "
       f"{table.cpu_seconds[2] / table.cpu_seconds[0]:.2f}; largest train-loss difference "
       f"between the three runs {table.train_loss.sub(table.train_loss[0]).abs().max():.3f}")
 # the same training three ways: the same loss up to summation order and per-rank batch norm
-assert table.train_loss.sub(table.train_loss[0]).abs().max() < 0.05
+# (not in make rehearse: there each rank's batch norm sees 2-4 images, so their statistics
+# and the losses differ by more)
+if not cnnbook.config.rehearsing():
+    assert table.train_loss.sub(table.train_loss[0]).abs().max() < 0.05
 
 # %% [markdown]
 # ## 7. From the command line: `torchrun`
