@@ -26,3 +26,14 @@ def test_the_check_reports_a_pattern_that_no_longer_matches(mutants, tmp_path):
     assert any("m.gone: pattern found 0 times" in p for p in problems)
     assert any("m.twice: pattern found 2 times" in p for p in problems)
     assert any("m.notest: no test file" in p for p in problems)
+
+
+def test_every_listed_equivalent_mutant_has_a_reason_and_a_broad_module(mutants, tmp_path):
+    known = mutants.equivalents()
+    modules = {src[:-3].replace("/", ".") for src, _ in mutants.BROAD.values()}
+    for name, reason in known.items():
+        assert name.split(".x", 1)[0].split(".xǁ", 1)[0] in modules, name
+        assert len(reason.split()) >= 3, f"{name}: give the reason it changes no behaviour"
+    listing = tmp_path / "eq.txt"
+    listing.write_text("# a comment\n\ncnnbook.pooling.x_f__mutmut_1  adds zero to zero\n")
+    assert mutants.equivalents(listing) == {"cnnbook.pooling.x_f__mutmut_1": "adds zero to zero"}

@@ -91,3 +91,132 @@ def test_a_rehearsal_times_a_small_batch(monkeypatch):
     assert out["batch_size"] == 2 and 3.0 <= out["median"] and 1.5 <= out["per_image"]
     monkeypatch.setenv("CNNBOOK_MAX_BATCH_SIZE", "64")
     assert latency_ms(_Sleeper(0.0), (1, 3, 4, 4), batch_size=8, repeats=1)["batch_size"] == 8
+
+
+class _Clocked(nn.Module):
+    """Each call advances a fake clock by the next duration of ``ms`` (the oracle's times).
+
+    It records the mode, grad mode, dtype and device of each call. With the clock patched
+    into ``time.perf_counter`` the timings are exact, so the median and 90th percentile can
+    be worked out by hand.
+    """
+
+    def __init__(self, ms, clock):
+        super().__init__()
+        self.ms, self.clock, self.calls = list(ms), clock, []
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        self.calls.append((self.training, torch.is_grad_enabled(), x.dtype, x.device.type,
+                           tuple(x.shape)))
+        self.clock[0] += self.ms.pop(0) / 1000
+        return x.flatten(1)[:, :2] + self.w
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: now[0])
+    return now
+
+
+def test_latency_median_and_p90_are_exact_on_a_known_clock(clock):
+    """Ten timed passes of 1..10 ms (shuffled): median 5.5 ms, p90 the 9th smallest, 9 ms."""
+    ms = [50, 60] + [5, 1, 9, 3, 7, 2, 8, 4, 10, 6]   # two warm-up passes, never timed
+    model = _Clocked(ms, clock)
+    out = latency_ms(model, (3, 2, 4, 4), batch_size=4, repeats=10, warmup=2)
+    assert out["median"] == pytest.approx(5.5) and out["p90"] == pytest.approx(9.0)
+    assert out["per_image"] == pytest.approx(5.5 / 4) and out["batch_size"] == 4
+    assert out["repeats"] == 10 and len(model.calls) == 12
+    assert all(c == (False, False, torch.float32, "cpu", (4, 2, 4, 4)) for c in model.calls)
+
+
+def test_latency_odd_repeats_and_one_repeat(clock):
+    out = latency_ms(_Clocked([4, 1, 3, 2, 5], clock), (2, 1, 2, 2), repeats=5, warmup=0)
+    # sorted 1..5: median 3; p90 index round(0.9 * 4) = 4, the largest; batch 2 from input_size
+    assert (out["median"], out["p90"], out["per_image"]) == pytest.approx((3.0, 5.0, 1.5))
+    assert out["batch_size"] == 2
+    two = latency_ms(_Clocked([8, 3], clock), (1, 1, 2, 2), repeats=2, warmup=0)
+    # index round(0.9 * 1) = 1: the larger of two
+    assert (two["median"], two["p90"]) == (pytest.approx(5.5), pytest.approx(8.0))
+    with pytest.raises(ValueError, match="^repeats must be at least 1$"):
+        latency_ms(_Clocked([], clock), (1, 1, 2, 2), repeats=0)
+    one = latency_ms(_Clocked([7], clock), (1, 1, 2, 2), repeats=1, warmup=0)
+    assert (one["median"], one["p90"], one["repeats"]) == (pytest.approx(7.0), pytest.approx(7.0), 1)
+
+
+def test_latency_p90_of_twenty_repeats(clock):
+    ms = list(range(20, 0, -1))          # 20 ms down to 1 ms
+    out = latency_ms(_Clocked(ms, clock), (1, 1, 2, 2), repeats=20, warmup=0)
+    # index round(0.9 * 19) = round(17.1) = 17: the 18th smallest, 18 ms; median 10.5
+    assert out["p90"] == pytest.approx(18.0) and out["median"] == pytest.approx(10.5)
+
+
+def test_latency_zero_warmup_and_rehearsal_warmup(clock, monkeypatch):
+    model = _Clocked([1, 2], clock)
+    latency_ms(model, (1, 1, 2, 2), repeats=2, warmup=0)
+    assert len(model.calls) == 2                       # no warm-up pass asked, none run
+    monkeypatch.setenv("CNNBOOK_MAX_BATCHES", "2")
+    model = _Clocked([1, 2], clock)
+    latency_ms(model, (1, 1, 2, 2), repeats=2, warmup=0)
+    assert len(model.calls) == 2                       # a rehearsal adds no warm-up either
+
+
+def test_latency_keeps_eval_mode_of_an_eval_model_and_moves_to_device(clock):
+    model = _Clocked([1, 1], clock).double().eval()
+    latency_ms(model, (1, 1, 2, 2), repeats=1, warmup=1, device="cpu")
+    assert not model.training
+    assert model.calls[0][2] == torch.float64          # the input takes the model's dtype
+    lin = nn.Linear(4, 2)
+    latency_ms(lin, (1, 4), repeats=1, warmup=0, device="meta")
+    assert lin.weight.device.type == "meta"            # device= moves the model
+
+
+def test_a_model_without_parameters_gets_a_float32_cpu_input():
+    seen = []
+
+    class NoParams(nn.Module):
+        def forward(self, x):
+            seen.append((x.dtype, x.device.type, tuple(x.shape), float(x.abs().sum())))
+            return x
+
+    latency_ms(NoParams(), (2, 3, 4, 4), repeats=1, warmup=0)
+    count_flops(NoParams(), (1, 5))
+    assert seen == [(torch.float32, "cpu", (2, 3, 4, 4), 0.0), (torch.float32, "cpu", (1, 5), 0.0)]
+
+
+def test_count_flops_runs_in_eval_without_grad_and_restores_eval():
+    modes = []
+
+    class Probe(nn.Linear):
+        def forward(self, x):
+            modes.append((self.training, torch.is_grad_enabled()))
+            return super().forward(x)
+
+    model = Probe(4, 3).train()
+    assert count_flops(model, (2, 4)) == 2 * 2 * 4 * 3 and model.training
+    model.eval()
+    count_flops(model, (2, 4))
+    assert not model.training and modes == [(False, False), (False, False)]
+
+
+def test_flops_by_module_are_the_top_level_childrens():
+    """Oracle: a conv's FLOPs by the formula; nested modules fold into their top-level parent."""
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, bias=False), nn.ReLU(),
+                          nn.Sequential(nn.Flatten(), nn.Linear(4 * 6 * 6, 5, bias=False),
+                                        nn.Linear(5, 3, bias=False)))
+    total, per = count_flops(model, (1, 2, 8, 8), by_module=True)
+    conv = 2 * 4 * 2 * 9 * 6 * 6
+    lin = 2 * 4 * 6 * 6 * 5 + 2 * 5 * 3
+    assert per == {"0": conv, "2": lin} and total == conv + lin
+    assert count_flops(model, (1, 2, 8, 8)) == total and count_macs(model, (1, 2, 8, 8)) == total // 2
+    stats = profile_model(model, (1, 2, 8, 8))
+    assert stats == {"params": 4 * 2 * 9 + 4 * 36 * 5 + 5 * 3, "flops": total, "macs": total // 2}
+
+
+def test_profile_model_passes_latency_options(clock):
+    """One untimed flop-count pass, one warm-up, then 3, 9 and 1 ms timed: the median is 3."""
+    model = _Clocked([100, 100, 3, 9, 1], clock)
+    stats = profile_model(model, (2, 1, 2, 2), latency=True, repeats=3, warmup=1)
+    assert stats["latency_ms"] == pytest.approx(3.0) and stats["params"] == 1
+    assert len(model.calls) == 5 and model.calls[-1][4] == (2, 1, 2, 2)

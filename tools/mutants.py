@@ -308,24 +308,70 @@ BROAD = {
     "activations": ("cnnbook/activations.py", "tests/test_activations.py"),
     "pooling": ("cnnbook/pooling.py", "tests/test_pooling.py"),
     "resnet": ("cnnbook/models/resnet.py", "tests/models/test_resnet.py"),
+    "widgets_base": ("cnnbook/widgets/base.py", "tests/widgets/test_base.py"),
 }
 BROAD_DIR = ROOT / "build" / "mutmut"   # git-ignored; `mutmut browse` there shows each mutant
+#: mutmut's survivors that change no behaviour: "<mutant name>  <one-line reason>" per line
+EQUIVALENT_FILE = ROOT / "tools" / "mutants_equivalent.txt"
 
 
-def broad(names, max_children: int = 2) -> int:
+def equivalents(path: Path = EQUIVALENT_FILE) -> dict:
+    """{mutant name: reason} from the equivalents list (``#`` comments and blanks skipped)."""
+    out = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                name, _, reason = line.partition(" ")
+                out[name] = reason.strip()
+    return out
+
+
+def _run_pausable(cmd, cwd, env, quiet: str | None) -> int:
+    """Run ``cmd`` in its own process group; SIGSTOP it while the file ``quiet`` exists."""
+    import signal
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, start_new_session=True)
+    paused = False
+    while proc.poll() is None:
+        if quiet:
+            want = os.path.exists(quiet)
+            if want != paused:
+                os.killpg(proc.pid, signal.SIGSTOP if want else signal.SIGCONT)
+                paused = want
+                print(f"{'paused' if want else 'resumed'} ({quiet})", flush=True)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+    return proc.returncode
+
+
+def broad(names, max_children: int = 2, quiet: str | None = None,
+          tests_at: str | None = None, only=(), tag: str = "") -> int:
     """Run mutmut on the chosen modules in a copy of the project (``build/mutmut``).
 
     mutmut generates every mutant of the modules (operators, constants, arguments, removed
     calls...) and runs the covering tests on each; the score is killed / (killed + survived).
-    Survivors are listed; ``cd build/mutmut && mutmut show NAME`` shows one.
+    Survivors are listed; ``cd build/mutmut/MODULES && mutmut show NAME`` shows one. A
+    survivor named in ``tools/mutants_equivalent.txt`` (with the reason it changes no
+    behaviour) counts as equivalent, not as a miss. ``quiet``: a file whose presence pauses
+    the run (SIGSTOP of mutmut's process group) until it is gone. ``tests_at`` (a git
+    revision) takes the modules' test files from that commit (the score before new tests).
+    ``only``: mutmut's name patterns (``fnmatch``, e.g. ``"*.x_evaluate__mutmut_*"``) to run
+    a part of a module; ``tag`` names the folder of such a partial run.
     """
     import json
 
     files = [BROAD[n] for n in names]
-    if BROAD_DIR.exists():
-        shutil.rmtree(BROAD_DIR)
-    BROAD_DIR.mkdir(parents=True)
-    _copy_tree(BROAD_DIR)
+    work = BROAD_DIR / ("-".join(names) + (f"-{tag}" if tag else ""))   # runs can coexist
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    _copy_tree(work)
+    for _, test in files if tests_at else ():
+        old = subprocess.run(["git", "show", f"{tests_at}:{test}"], cwd=ROOT,
+                             capture_output=True, text=True, check=True)
+        (work / test).write_text(old.stdout)
     config = "\n".join([
         "", "[tool.mutmut]",
         'source_paths = ["cnnbook"]',
@@ -334,30 +380,37 @@ def broad(names, max_children: int = 2) -> int:
         'pytest_add_cli_args = ["-p", "no:xdist", "-p", "no:cacheprovider"]',
         "use_git_change_detection = false",
         "timeout_multiplier = 5.0", ""])
-    with open(BROAD_DIR / "pyproject.toml", "a") as f:
+    with open(work / "pyproject.toml", "a") as f:
         f.write(config.replace("'", '"'))
-    env = _env(BROAD_DIR)
+    env = _env(work)
     env.pop("PYTHONPATH")   # mutmut puts its mutants/ folder first itself
     mutmut = [sys.executable, "-m", "mutmut"]
     t0 = time.perf_counter()
-    code = subprocess.run(mutmut + ["run", "--max-children", str(max_children)],
-                          cwd=BROAD_DIR, env=env).returncode
-    subprocess.run(mutmut + ["export-cicd-stats"], cwd=BROAD_DIR, env=env, capture_output=True)
-    stats_file = BROAD_DIR / "mutants" / "mutmut-cicd-stats.json"
+    code = _run_pausable(mutmut + ["run", "--max-children", str(max_children), *only], work, env, quiet)
+    seconds = time.perf_counter() - t0
+    subprocess.run(mutmut + ["export-cicd-stats"], cwd=work, env=env, capture_output=True)
+    stats_file = work / "mutants" / "mutmut-cicd-stats.json"
     if code or not stats_file.is_file():
-        print(f"mutmut failed (exit {code}); see {BROAD_DIR}")
+        print(f"mutmut failed (exit {code}); see {work}")
         return 1
     stats = json.loads(stats_file.read_text())
-    killed, survived = stats.get("killed", 0), stats.get("survived", 0)
-    listing = subprocess.run(mutmut + ["results"], cwd=BROAD_DIR, env=env, capture_output=True,
+    killed = stats.get("killed", 0)
+    listing = subprocess.run(mutmut + ["results"], cwd=work, env=env, capture_output=True,
                              text=True).stdout
-    print(listing)
-    total = killed + survived
-    print(f"mutmut on {', '.join(names)}: {killed} killed, {survived} survived "
-          f"({100 * killed / max(total, 1):.0f}% of {total}), other: "
+    known = equivalents()
+    survivors = [line.split(":")[0].strip() for line in listing.splitlines()
+                 if line.strip().endswith(": survived")]
+    equivalent = [s for s in survivors if s in known]
+    missed = [s for s in survivors if s not in known]
+    for s in missed:
+        print(f"SURVIVED  {s}")
+    total = killed + len(missed)
+    print(f"mutmut on {', '.join(names)}: {killed} killed, {len(equivalent)} equivalent "
+          f"(tools/mutants_equivalent.txt), {len(missed)} survived: "
+          f"{100 * killed / max(total, 1):.1f}% of the {total} non-equivalent; other: "
           f"{ {k: v for k, v in stats.items() if k not in ('killed', 'survived') and v} } "
-          f"in {time.perf_counter() - t0:.0f} s")
-    return 0
+          f"in {seconds:.0f} s")
+    return 1 if missed else 0
 
 
 def main(argv=None) -> int:
@@ -376,9 +429,17 @@ def main(argv=None) -> int:
     parser.add_argument("--broad", nargs="+", metavar="MODULE", choices=sorted(BROAD),
                         help="instead: mutmut's every mutant of these modules "
                              f"({', '.join(BROAD)}), in build/mutmut")
+    parser.add_argument("--max-children", type=int, default=2,
+                        help="--broad: parallel mutmut workers (default 2)")
+    parser.add_argument("--only", nargs="+", default=(), metavar="PATTERN",
+                        help="--broad: only mutmut's mutants matching these name patterns")
+    parser.add_argument("--tag", default="", help="--broad: folder suffix of a partial run")
+    parser.add_argument("--pause-while", metavar="FILE",
+                        help="--broad: pause the run while FILE exists (e.g. /tmp/i13/QUIET)")
     args = parser.parse_args(argv)
     if args.broad:
-        return broad(args.broad)
+        return broad(args.broad, args.max_children, args.pause_while, args.tests_at,
+                     args.only, args.tag)
 
     chosen = [m for m in MUTANTS if (not args.ids or m.id in args.ids)
               and (not args.module or m.module == args.module)]

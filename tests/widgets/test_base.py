@@ -47,3 +47,110 @@ def test_figure_to_png_writes_a_png_and_closes_the_figure():
     data = figure_to_png(fig)
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert not plt.fignum_exists(fig.number)
+
+
+# --- the error paths, the picture's size and bounded_slider (found by mutation testing) -----
+
+import math  # noqa: E402
+import struct  # noqa: E402
+import warnings  # noqa: E402
+
+import pytest  # noqa: E402
+
+from cnnbook.widgets.base import bounded_slider  # noqa: E402
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from the PNG header (IHDR), independent of matplotlib."""
+    return struct.unpack(">II", data[16:24])
+
+
+class Fragile(Explorer):
+    """n < 0 is bad input (ValueError); n == 13 is a bug (ZeroDivisionError) mid-drawing."""
+
+    def __init__(self, shared=None, layout_controls=None):
+        self.shared = shared
+        super().__init__({"n": widgets.IntText(value=1), "s": widgets.Text(value="a")},
+                         layout_controls=layout_controls)
+
+    def compute(self, n, s):
+        if n < 0:
+            raise ValueError("n must not be negative")
+        fig, ax = plt.subplots(figsize=(1, 1))
+        if n == 13:
+            return fig, {"x": 1 / 0}
+        state = self.shared if self.shared is not None else {}
+        state.update(n=n, s=s)
+        return fig, state
+
+
+def test_a_bug_is_shown_warned_and_marked_unexpected_and_its_figure_closed():
+    ex = Fragile()
+    before = len(plt.get_fignums())
+    with pytest.warns(RuntimeWarning, match=r"Fragile failed on \{'n': 13, 's': 'a'\}: "
+                                            r"ZeroDivisionError"):
+        ex.controls["n"].value = 13
+    assert ex.state == {"error": "this setting could not be drawn (ZeroDivisionError: "
+                                 "division by zero)", "unexpected": True}
+    assert ex.message.value == ("<span style='color:#b00'>&#9888; this setting could not be "
+                                "drawn (ZeroDivisionError: division by zero)</span>")
+    assert len(plt.get_fignums()) <= before and ex.renders == 1
+
+
+def test_bad_input_is_expected_and_the_next_good_value_clears_the_message():
+    ex = Fragile()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # bad input is not a bug: no warning
+        ex.controls["n"].value = -2
+    assert ex.state == {"error": "n must not be negative", "unexpected": False}
+    assert ex.message.value == "<span style='color:#b00'>&#9888; n must not be negative</span>"
+    ex.controls["s"].value = "b"                # every control is observed
+    assert ex.state["error"] == "n must not be negative"
+    ex.controls["n"].value = 4
+    assert ex.state == {"n": 4, "s": "b", "error": None} and ex.message.value == ""
+    assert ex.renders == 2 and ex.values() == {"n": 4, "s": "b"}
+
+
+def test_the_state_is_a_copy_of_what_compute_returned():
+    shared = {}
+    ex = Fragile(shared=shared)
+    assert ex.state == {"n": 1, "s": "a", "error": None} and "error" not in shared
+
+
+def test_layout_controls_replace_the_default_box():
+    box = widgets.HBox()
+    ex = Fragile(layout_controls=box)
+    assert ex.children[0] is box and ex.children[1] is ex.message and ex.children[2] is ex.image
+    default = Fragile()
+    assert list(default.children[0].children) == list(default.controls.values())
+
+
+def test_figure_to_png_untight_is_the_figure_at_90_dpi_and_tight_crops():
+    fig, ax = plt.subplots(figsize=(4, 2))
+    ax.plot([0, 1], [0, 1])
+    assert _png_size(figure_to_png(fig, tight=False)) == (360, 180)
+    fig, ax = plt.subplots(figsize=(4, 2))
+    ax.plot([0, 1], [0, 1])
+    w, h = _png_size(figure_to_png(fig))
+    assert w < 360 and h < 180 and not plt.fignum_exists(fig.number)
+
+
+def test_an_explorer_can_skip_the_tight_crop():
+    class Loose(Doubler):
+        tight_png = False
+
+    assert _png_size(Loose().image.value) == (90, 90)
+    assert _png_size(Doubler().image.value) != (90, 90)
+
+
+@pytest.mark.parametrize("value", [0, 12, 5.5])
+def test_bounded_slider_accepts_its_range_and_builds_the_slider(value):
+    s = bounded_slider(widgets.FloatSlider, value, 0, 12, 0.5, "size", readout=False)
+    assert (s.value, s.min, s.max, s.step, s.description) == (value, 0, 12, 0.5, "size")
+    assert s.continuous_update is False and s.readout is False
+
+
+@pytest.mark.parametrize("value", [-1, 13, 12.01, math.nan, math.inf, -math.inf, "3", None])
+def test_bounded_slider_refuses_a_value_out_of_range(value):
+    with pytest.raises(ValueError, match=r"^size must be between 0 and 12, got "):
+        bounded_slider(widgets.FloatSlider, value, 0, 12, 1, "size")
