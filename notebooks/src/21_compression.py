@@ -754,35 +754,28 @@ _w, _b = fold_bn(torch.ones(2, 1, 1, 1), torch.zeros(2), torch.tensor([2.0, 1.0]
 assert isinstance(_w, torch.Tensor) and _w.shape == (2, 1, 1, 1)
 assert torch.allclose(_w.flatten(), torch.tensor([1.0, 1.0])) and torch.allclose(_b, torch.tensor([-0.5, 0.0]))
 ### BEGIN HIDDEN TESTS
-from cnnbook.grading import check_comparisons
+from cnnbook.grading import check_comparisons, forbidden
 check_comparisons()   # torch.allclose & co. are the genuine ones
-import torch.nn.utils.fusion as _fusion_mod
 from torch.nn.utils.fusion import fuse_conv_bn_eval as _fuse_ref
-import cnnbook.deploy.fusion as _our_fusion
-_saved = (_fusion_mod.fuse_conv_bn_eval, _fusion_mod.fuse_conv_bn_weights, _our_fusion.fold_conv_bn)
-def _forbidden(*a, **k):
-    raise AssertionError("fold the formula yourself, without the library's fusion helpers")
-_fusion_mod.fuse_conv_bn_eval = _fusion_mod.fuse_conv_bn_weights = _our_fusion.fold_conv_bn = _forbidden
-try:
-    _g = torch.Generator().manual_seed(21)
-    for _ in range(4):
-        _co, _ci = int(torch.randint(1, 9, (1,), generator=_g)), int(torch.randint(1, 5, (1,), generator=_g))
-        _conv = nn.Conv2d(_ci, _co, 3, bias=True).eval()
-        _bn = nn.BatchNorm2d(_co, eps=float(torch.rand(1, generator=_g)) * 1e-2 + 1e-5).eval()
-        with torch.no_grad():
-            _bn.running_mean.normal_(generator=_g)
-            _bn.running_var.uniform_(0.1, 3.0, generator=_g)
-            _bn.weight.normal_(generator=_g)
-            _bn.bias.normal_(generator=_g)
+# the task forbids torch.nn.utils.fusion and cnnbook.deploy.fusion, also under another name
+_no_fusion = tuple(f"torch.nn.utils.fusion.fuse_{w}_bn_{k}" for w in ("conv", "linear") for k in ("eval", "weights")) \
+    + ("cnnbook.deploy.fusion.fold_conv_bn", "cnnbook.deploy.fusion.fuse_model")
+_g = torch.Generator().manual_seed(21)
+for _ in range(4):
+    _co, _ci = int(torch.randint(1, 9, (1,), generator=_g)), int(torch.randint(1, 5, (1,), generator=_g))
+    _conv = nn.Conv2d(_ci, _co, 3, bias=True).eval()
+    _bn = nn.BatchNorm2d(_co, eps=float(torch.rand(1, generator=_g)) * 1e-2 + 1e-5).eval()
+    with torch.no_grad():
+        _bn.running_mean.normal_(generator=_g)
+        _bn.running_var.uniform_(0.1, 3.0, generator=_g)
+        _bn.weight.normal_(generator=_g)
+        _bn.bias.normal_(generator=_g)
+    with forbidden(*_no_fusion, task="exercise 1 (fold batch norm by hand)"):
         _w, _b = fold_bn(_conv.weight.detach(), _conv.bias.detach(), _bn.weight.detach(),
                          _bn.bias.detach(), _bn.running_mean, _bn.running_var, _bn.eps)
-        _fusion_mod.fuse_conv_bn_eval, _fusion_mod.fuse_conv_bn_weights = _saved[0], _saved[1]
-        _ref = _fuse_ref(_conv, _bn)
-        _fusion_mod.fuse_conv_bn_eval = _fusion_mod.fuse_conv_bn_weights = _forbidden
-        assert isinstance(_w, torch.Tensor) and isinstance(_b, torch.Tensor)
-        assert torch.allclose(_w, _ref.weight, atol=1e-5) and torch.allclose(_b, _ref.bias, atol=1e-5)
-finally:
-    _fusion_mod.fuse_conv_bn_eval, _fusion_mod.fuse_conv_bn_weights, _our_fusion.fold_conv_bn = _saved
+    _ref = _fuse_ref(_conv, _bn)
+    assert isinstance(_w, torch.Tensor) and isinstance(_b, torch.Tensor)
+    assert torch.allclose(_w, _ref.weight, atol=1e-5) and torch.allclose(_b, _ref.bias, atol=1e-5)
 ### END HIDDEN TESTS
 print("your folding matches torch.nn.utils.fusion.fuse_conv_bn_eval")
 
