@@ -240,3 +240,121 @@ def test_a_rehearsal_caps_every_pass_to_its_batches(monkeypatch):
     assert len(train) == len(test) == 2   # the full splits load, two batches go out
     assert [tuple(xb.shape) for xb, _ in test] == [(64, 1, 40, 40)] * 2
 
+
+
+# --- details the mutation run found unchecked (python tools/mutants.py --broad loader) ------
+
+def test_resize_matches_torchvisions_resize_up_and_down():
+    """Oracle: torchvision's resize (bilinear, antialiased when shrinking) on the float batch."""
+    from torchvision.transforms.v2 import functional as TF
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (2, 3, 12, 12), dtype=torch.uint8, generator=g)
+    for size in (5, 20):
+        out = BatchTransform(resize=size)(x, train=False)
+        want = TF.resize(x.float() / 255, [size, size], antialias=True)
+        assert out.shape == (2, 3, size, size) and torch.allclose(out, want, atol=1e-5)
+    down = BatchTransform(resize=5)(x, train=False)
+    plain = TF.resize(x.float() / 255, [5, 5], antialias=False)
+    assert not torch.allclose(down, plain, atol=1e-3)   # shrinking without antialias differs
+    same = BatchTransform(resize=12)(x, train=False)
+    assert torch.equal(same, x.float() / 255)
+
+
+def test_normalisation_is_per_channel_and_layout_as_asked():
+    x = torch.randint(0, 256, (4, 3, 5, 5), dtype=torch.uint8)
+    mean, std = (0.1, 0.5, 0.9), (0.2, 0.4, 0.8)
+    out = BatchTransform(mean=mean, std=std)(x, train=True)   # no augmentation configured
+    for c in range(3):
+        assert torch.allclose(out[:, c], (x[:, c].float() / 255 - mean[c]) / std[c], atol=1e-6)
+    assert out.is_contiguous() and not out.is_contiguous(memory_format=torch.channels_last)
+    cl = BatchTransform(channels_last=True)(x, train=False)
+    assert cl.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(cl, x.float() / 255)
+
+
+def test_flip_and_crop_work_without_a_generator():
+    torch.manual_seed(0)
+    x = torch.rand(32, 1, 4, 4)
+    flipped = random_hflip(x)
+    mirrored = (flipped == x.flip(-1)).flatten(1).all(1)
+    assert bool(((flipped == x).flatten(1).all(1) | mirrored).all()) and 0 < int(mirrored.sum()) < 32
+    out = random_crop(x, 1)
+    assert out.shape == x.shape and not torch.equal(out, x)
+
+
+def test_loader_refuses_bad_shapes_and_sizes_with_clear_messages():
+    with pytest.raises(ValueError, match=r"^images must be a uint8 tensor of shape \(N, C, H, W\)$"):
+        TensorLoader(torch.zeros(2, 4, 4, dtype=torch.uint8), torch.zeros(2), 1, device="cpu")
+    with pytest.raises(ValueError, match=r"^2 images but 3 labels$"):
+        TensorLoader(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.zeros(3), 1, device="cpu")
+    with pytest.raises(ValueError, match=r"^batch_size must be at least 1$"):
+        TensorLoader(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.zeros(2), 0, device="cpu")
+    images, ids = _numbered(3)
+    one = TensorLoader(images, ids, 1, device="cpu")          # batch size 1 is allowed
+    assert [y.tolist() for _, y in one] == [[0], [1], [2]] and one.num_examples == 3
+
+
+def test_default_device_and_seed(monkeypatch):
+    monkeypatch.setenv("CNNBOOK_DEVICE", "cpu")
+    images, ids = _numbered(20)
+    loader = TensorLoader(images, ids, 5, shuffle=True)       # device from get_device()
+    assert loader.device == torch.device("cpu") and loader.labels.device.type == "cpu"
+    seeded = TensorLoader(images, ids, 5, shuffle=True, device="cpu", seed=0)
+    assert [y.tolist() for _, y in loader] == [y.tolist() for _, y in seeded]   # seed 0
+    other = TensorLoader(images, ids, 5, shuffle=True, device="cpu", seed=1)
+    assert [y.tolist() for _, y in other] != [y.tolist() for _, y in seeded]
+
+
+def test_steps_per_epoch_refuses_what_is_not_a_whole_number_and_accepts_one():
+    from cnnbook.data.loader import StepsPerEpoch
+
+    images, ids = _numbered(4)
+    base = TensorLoader(images, ids, 2, device="cpu")
+    for bad in (True, 2.5, -1):
+        with pytest.raises(ValueError, match=r"^steps must be a whole number >= 1, got "):
+            StepsPerEpoch(base, bad)
+    one = StepsPerEpoch(base, 1.0)
+    assert one.steps == 1 and type(one.steps) is int and len(one) == 1
+    assert [y.tolist() for _, y in one] == [[0, 1]] and [y.tolist() for _, y in one] == [[2, 3]]
+
+
+def test_wrappers_of_a_plain_list_have_no_loader_facts():
+    from cnnbook.data.loader import MapBatches, StepsPerEpoch
+
+    batches = [(torch.zeros(2, 1), torch.tensor([0, 1]))]
+    for w in (MapBatches(batches, lambda x, y: (x, y)), StepsPerEpoch(batches, 1)):
+        assert w.batch_size is None and w.num_examples is None
+
+
+def test_load_data_normalises_to_zero_mean_unit_std_and_limits_the_test_split():
+    """Oracle: normalised with the dataset's statistics, the images have mean ~0, std ~1."""
+    tr, te = load_data("fashion_mnist", batch_size=500, limit=1000, test_limit=50,
+                       normalize=True, device="cpu")
+    x = torch.cat([b for b, _ in tr])
+    assert abs(float(x.mean())) < 0.1 and abs(float(x.std()) - 1) < 0.1
+    assert tr.num_examples == 1000 and te.num_examples == 50
+    assert torch.bincount(te.labels).tolist() == [5] * 10          # class-balanced
+    assert not tr.transform.flip and tr.transform.crop_padding == 0   # augment off
+
+
+def test_load_data_augmentation_scales_the_crop_and_spares_digits():
+    """The docstring's rule: padding 4 at 32 px (1/8 of the side, at least 1); no flip for digits."""
+    tr, _ = load_data("fashion_mnist", batch_size=10, limit=10, resize=32, augment=True,
+                      device="cpu")
+    assert tr.transform.crop_padding == 4 and tr.transform.flip and tr.train and tr.shuffle
+    tr, te = load_data("mnist", batch_size=10, limit=10, resize=4, augment=True, device="cpu")
+    assert tr.transform.crop_padding == 1 and not tr.transform.flip
+    assert not te.train and not te.shuffle
+    tr, _ = load_data("mnist", batch_size=10, limit=10, resize=16, augment=True, device="cpu")
+    assert tr.transform.crop_padding == 2
+    assert tr.transform.channels_last       # on the CPU by default
+    tr, _ = load_data("mnist", batch_size=10, limit=10, device="cpu", channels_last=False)
+    assert not tr.transform.channels_last
+
+
+def test_load_data_seed_picks_the_subset_and_the_shuffle():
+    a, _ = load_data("mnist", batch_size=10, limit=20, device="cpu", seed=0)
+    b, _ = load_data("mnist", batch_size=10, limit=20, device="cpu")
+    c, _ = load_data("mnist", batch_size=10, limit=20, device="cpu", seed=3)
+    assert torch.equal(a.images, b.images) and not torch.equal(a.images, c.images)

@@ -571,3 +571,160 @@ def test_a_rehearsal_cuts_each_batch_fit_evaluate_and_predict_use(monkeypatch):
     assert [len(x) for x in seen] == [5, 5, 5]
     monkeypatch.delenv("CNNBOOK_MAX_BATCH_SIZE")
     assert len(predict(Spy(), batches)[0]) == 40
+
+
+# --- the small helpers, called directly (found by python tools/mutants.py --broad loop) ----
+
+def test_check_arguments_accepts_the_boundaries_and_refuses_just_past_them():
+    from cnnbook.train.loop import _check_arguments
+
+    model, data = _model(), [(torch.zeros(1, 1, 8, 8), torch.zeros(1, dtype=torch.long))]
+    ok = dict(model=model, train_iter=data, test_iter=None, epochs=1, lr=1e-9, momentum=0.0,
+              weight_decay=0, clip_grad_norm=None, check_every=1)
+    _check_arguments(**ok)                                   # the smallest allowed values
+    _check_arguments(**{**ok, "test_iter": data, "clip_grad_norm": 1e-9, "momentum": 0.9})
+    cases = [({"epochs": True}, TypeError, "^epochs must be a whole number (an int), got True$"),
+             ({"check_every": 0}, ValueError, "^check_every must be at least 1, got 0$"),
+             ({"lr": 0}, ValueError, r"^lr must be a finite number > 0, got 0$"),
+             ({"lr": True}, TypeError, r"^lr must be a number, got True \(bool\)$"),
+             ({"lr": float("inf")}, ValueError, "^lr must be a finite number > 0, got inf$"),
+             ({"momentum": -0.1}, ValueError, r"^momentum must be a finite number >= 0, got -0.1$"),
+             ({"weight_decay": "0"}, TypeError, r"^weight_decay must be a number, got '0' \(str\)$"),
+             ({"clip_grad_norm": -1.0}, ValueError, "^clip_grad_norm must be a finite number > 0"),
+             ({"model": "resnet"}, TypeError, "^model must be a torch.nn.Module, got str$"),
+             ({"train_iter": None}, TypeError, "^train_iter must be an iterable of"),
+             ({"test_iter": iter(data)}, TypeError, r"^test_iter is a one-shot iterator \(list_iterator\)")]
+    for change, error, message in cases:
+        with pytest.raises(error, match=message.replace("(an int)", r"\(an int\)")):
+            _check_arguments(**{**ok, **change})
+
+
+def test_make_scheduler_intervals_and_refusals():
+    from cnnbook.train.loop import _make_scheduler
+
+    opt = torch.optim.SGD(_model().parameters(), lr=0.1)
+    assert _make_scheduler(None, opt, 3, 10) == (None, False)
+
+    def factory(optimizer, epochs, steps):
+        factory.args = (optimizer, epochs, steps)
+        return torch.optim.lr_scheduler.StepLR(optimizer, 1)
+
+    sched, per_batch = _make_scheduler(factory, opt, 3, 10)       # no interval: per epoch
+    assert isinstance(sched, torch.optim.lr_scheduler.StepLR) and per_batch is False
+    assert factory.args == (opt, 3, 10)
+    factory.interval = "batch"
+    assert _make_scheduler(factory, opt, 3, 10)[1] is True
+    with pytest.raises(ValueError, match="^a per-batch schedule needs len"):
+        _make_scheduler(factory, opt, 3, None)
+    factory.interval = "epoch"
+    assert _make_scheduler(factory, opt, 3, None)[1] is False     # per epoch needs no length
+    factory.interval = "step"
+    with pytest.raises(ValueError, match=r"^the schedule's interval must be 'batch' or 'epoch', got 'step'$"):
+        _make_scheduler(factory, opt, 3, 10)
+    ready = torch.optim.lr_scheduler.StepLR(opt, 1)
+    assert _make_scheduler(ready, opt, 3, 10) == (ready, False)
+
+
+def test_lr_in_force_and_its_text_by_group():
+    from cnnbook.train.loop import _lr, _lr_text
+
+    model = _model()
+    one = torch.optim.SGD(model.parameters(), lr=0.05)
+    assert _lr(one) == 0.05 and _lr_text(one) == "0.05"
+    groups = torch.optim.SGD([{"params": model[0].parameters(), "lr": 0.001},
+                              {"params": model[4].parameters(), "lr": 0.123456}], lr=0.1)
+    assert _lr(groups) == 0.123456 and _lr_text(groups) == "0.1235 / 0.001 by group"
+
+
+def test_improves_means_higher_accuracy_or_lower_loss():
+    from cnnbook.train.loop import _improves
+
+    assert _improves(0.8, 0.7, "test_acc") and not _improves(0.7, 0.7, "test_acc")
+    assert not _improves(0.6, 0.7, "train_acc")
+    assert _improves(0.6, 0.7, "train_loss") and not _improves(0.7, 0.7, "train_loss")
+    assert not _improves(0.8, 0.7, "train_loss")
+
+
+def test_last_layer_names_the_last_linear_or_conv():
+    from cnnbook.train.loop import _last_layer
+
+    assert _last_layer(_model()).startswith("'4' (Linear(in_features=16, out_features=2")
+    assert _last_layer(nn.Sequential(nn.Conv1d(2, 3, 1), nn.ReLU())).startswith("'0' (Conv1d(2, 3")
+    assert _last_layer(nn.Sequential(nn.Conv3d(1, 1, 1))).startswith("'0' (Conv3d")
+    assert _last_layer(nn.Linear(2, 3)) == "(Linear(in_features=2, out_features=3, bias=True))"
+    assert _last_layer(nn.ReLU()) == "of the model"
+
+
+def test_check_outputs_reads_all_labels_of_a_loader_and_refuses_negative_ones():
+    from cnnbook.train.loop import _check_outputs
+
+    logits, y = torch.zeros(2, 3), torch.tensor([0, 2])
+    _check_outputs(_model(), logits, y, None)                 # 3 outputs, labels up to 2: fine
+    with pytest.raises(ValueError, match=r"^the model gives 3 score\(s\) per example, but the "
+                                         r"labels go up to 3, so it needs at least 4 "):
+        _check_outputs(_model(), logits, torch.tensor([0, 3]), None)
+    images, labels = torch.zeros(3, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 1, 5])
+    loader = TensorLoader(images, labels, 3, device="cpu")
+    with pytest.raises(ValueError, match="labels go up to 5"):  # the loader's labels, not y's
+        _check_outputs(_model(), logits, y, loader)
+    with pytest.raises(ValueError, match=r"^the labels must be class numbers 0, 1, ...; the smallest is -1$"):
+        _check_outputs(_model(), logits, torch.tensor([-1, 0]), None)
+    _check_outputs(_model(), logits, torch.tensor([0.0, 7.0]), None)      # soft/float labels
+    _check_outputs(_model(), torch.zeros(2, 3, 4), torch.tensor([0, 9]), None)  # not (N, C)
+    _check_outputs(_model(), logits, torch.tensor([[0, 9]]), None)        # not (N,)
+    _check_outputs(_model(), logits, [0, 9], None)                       # not a tensor
+
+
+def test_check_finite_names_epoch_step_and_lr():
+    from cnnbook.train.loop import _check_finite
+
+    opt = torch.optim.SGD(_model().parameters(), lr=0.25)
+    _check_finite(1e30, 1, 1, opt)
+    with pytest.raises(TrainingDiverged, match=r"^the training loss became nan in epoch 2 by "
+                                               r"step 7: .*in force then \(0.25\)"):
+        _check_finite(float("nan"), 2, 7, opt)
+    with pytest.raises(TrainingDiverged, match="became -inf"):
+        _check_finite(float("-inf"), 1, 1, opt)
+
+
+def test_record_fields_from_history_and_totals():
+    from cnnbook.train.loop import FitResult, _record
+
+    x, y = _separable_data(10)
+    tr = TensorLoader(x, y, 4, device="cpu")
+    history = [{"epoch": 1, "train_loss": 0.9, "train_acc": 0.5, "test_acc": 0.6},
+               {"epoch": 2, "train_loss": 0.4, "train_acc": 0.8, "test_acc": 0.7}]
+    totals = {"train_seconds": 4.0, "train_examples": 20, "wall": 5.0}
+    model = _model()
+    rec = _record(history, totals, model, torch.device("cpu"), tr, "toy", "07", "smoke", 0.3,
+                  "fp32", 1.5, {"note": "x"})
+    want = {"name": "toy", "chapter": "07", "model": "Sequential", "profile": "smoke",
+            "epochs": 2, "lr": 0.3, "batch_size": 4, "train_examples": 10,
+            "params": 4 * 9 + 4 + 16 * 2 + 2, "train_loss": 0.4, "train_acc": 0.8,
+            "test_acc": 0.7, "best_test_acc": 0.7, "best_epoch": 2, "seconds": 5.0,
+            "train_seconds": 4.0, "examples_per_sec": 5.0, "precision": "fp32",
+            "clip_grad_norm": 1.5, "interrupted": False, "diverged": False, "note": "x"}
+    assert {k: rec[k] for k in want} == want
+    assert rec["torch"] == str(torch.__version__) and rec["device"]
+    assert len(rec["finished"]) == 19 and rec["finished"][4] == "-" and rec["finished"][10] == "T"
+    cpu = torch.device("cpu")
+    back = _record(history, totals, model, cpu, tr, "toy", None, "smoke", 0.3, "fp32", None,
+                   None, interrupted=True, diverged=True, restored_epoch=1)
+    assert (back["train_loss"], back["test_acc"], back["interrupted"], back["diverged"]) == \
+        (0.9, 0.6, True, True)
+    empty = _record([], {"train_seconds": 0.0, "train_examples": 0, "wall": 0.0}, model, cpu,
+                    [], "toy", None, "smoke", 0.3, "fp32", None, None)
+    assert empty["examples_per_sec"] == 0.0 and empty["train_loss"] is None
+    assert empty["batch_size"] is None and empty["epochs"] == 0
+    result = FitResult(pd.DataFrame(history), 5.0, 5.0, rec)
+    assert (result.test_acc, result.train_acc, result.train_loss) == (0.7, 0.8, 0.4)
+    assert result.record_path is None and result.interrupted is False
+    assert FitResult(pd.DataFrame(), 0.0, 0.0).test_acc is None
+
+
+def test_accuracy_count_and_len_of_a_loader_without_one():
+    from cnnbook.train.loop import _len, accuracy_count
+
+    logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 0.5, 3.0], [1.0, 4.0, 0.0], [0.0, 0.0, 9.0]])
+    assert int(accuracy_count(logits, torch.tensor([0, 2, 0, 1]))) == 2
+    assert _len([1, 2, 3]) == 3 and _len(x for x in ()) is None
