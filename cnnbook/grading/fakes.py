@@ -39,6 +39,78 @@ FORBIDDEN = {
                           "    return K.grad, W.grad",
     "ex-07-block-params": "def vgg_block_params(num_convs, in_channels, out_channels):\n"
                           "    return count_params(vgg_lib.vgg_block(num_convs, in_channels, out_channels))",
+    # "from the formula, without building it": the counting exercises, answered by building
+    # the network and asking the counter (or running it) instead
+    "ex-05-lenet-macs": "from cnnbook.models.lenet import lenet5 as _lenet5\n"
+                        "from cnnbook.profiling import count_flops as _count_flops\n\n"
+                        "def lenet_macs(image_size):\n"
+                        "    return _count_flops(_lenet5(image_size=image_size), (1, 1, image_size, image_size)) // 2",
+    "ex-06-alexnet-params": "from cnnbook.models.alexnet import alexnet_2012 as _ax\n"
+                            "from cnnbook.profiling import count_params as _cp\n\n"
+                            "def alexnet_params(two_towers=True, num_classes=1000):\n"
+                            "    with torch.device('meta'):\n"
+                            "        return _cp(_ax(two_towers=two_towers, num_classes=num_classes))",
+    "ex-08-block-params": "from cnnbook.models.nin import nin_block as _nb\n"
+                          "from cnnbook.profiling import count_params as _cp\n\n"
+                          "def nin_block_params(in_channels, out_channels, kernel_size):\n"
+                          "    return _cp(_nb(in_channels, out_channels, kernel_size))",
+    "ex-08-map-side": "from cnnbook.models.nin import nin_fashion as _nf\n\n"
+                      "def class_map_side(image_size, small_input=False):\n"
+                      "    net = _nf(width_mult=0.125, small_input=small_input).eval()\n"
+                      "    try:\n"
+                      "        return int(net[:-2](torch.zeros(1, 1, image_size, image_size)).shape[-1])\n"
+                      "    except RuntimeError:\n"
+                      "        return 0",
+    "ex-09-inception-cost": "from cnnbook.models.googlenet import Inception as _Inc\n"
+                            "from cnnbook.profiling import count_macs as _cm, count_params as _cp\n\n"
+                            "def inception_params(in_channels, c1, c2, c3, c4, k=5):\n"
+                            "    return _cp(_Inc(in_channels, c1, c2, c3, c4, branch3_kernel=k))\n\n"
+                            "def inception_macs(size, in_channels, c1, c2, c3, c4, k=5):\n"
+                            "    return _cm(_Inc(in_channels, c1, c2, c3, c4, branch3_kernel=k), (1, in_channels, size, size))",
+    "ex-09-shapes": "from cnnbook.models.googlenet import googlenet_fashion as _gf\n\n"
+                    "def googlenet_shapes(size):\n"
+                    "    with torch.device('meta'):\n"
+                    "        m, x, out = _gf().eval(), torch.zeros(1, 1, size, size), {}\n"
+                    "        for stage in m.stage_names:\n"
+                    "            x = getattr(m, stage)(x)\n"
+                    "            out[stage] = tuple(x.shape[1:])\n"
+                    "    return out",
+    "ex-11-residual-params": "from cnnbook.models.resnet import Residual as _Res\n"
+                             "from cnnbook.profiling import count_params as _cp\n\n"
+                             "def residual_params(in_channels, channels, stride=1):\n"
+                             "    return _cp(_Res(in_channels, channels, stride))",
+    "ex-12-dense-channels": "from cnnbook.models.densenet import DenseNet as _DN\n\n"
+                            "def dense_channels(init_channels, block_config, growth_rate, compression=0.5):\n"
+                            "    net = _DN(block_config, growth_rate=growth_rate, init_channels=init_channels,\n"
+                            "              compression=compression)\n"
+                            "    return [p.out_channels if n.startswith('block') else p.conv.out_channels\n"
+                            "            for n, p in net.named_children() if n.startswith(('block', 'trans'))]",
+    "ex-12-layer-params": "from cnnbook.models.densenet import dense_layer as _dl\n"
+                          "from cnnbook.profiling import count_params as _cp\n\n"
+                          "def dense_layer_params(in_channels, growth_rate, bottleneck=None):\n"
+                          "    return _cp(_dl(in_channels, growth_rate, bottleneck))",
+    "ex-13-separable-params": "from cnnbook.models.mobilenet import DepthwiseSeparableConv as _DSC\n"
+                              "from cnnbook.profiling import count_params as _cp\n\n"
+                              "def separable_params(in_channels, out_channels, kernel_size=3):\n"
+                              "    return _cp(_DSC(in_channels, out_channels, kernel_size=kernel_size))",
+    "ex-13-ir-macs": "from cnnbook.models.mobilenet import InvertedResidual as _IR\n"
+                     "from cnnbook.profiling import count_macs as _cm\n\n"
+                     "def inverted_residual_macs(in_channels, out_channels, expansion, stride, size, kernel_size=3):\n"
+                     "    blk = _IR(in_channels, out_channels, stride, expanded=expansion * in_channels, kernel_size=kernel_size)\n"
+                     "    return _cm(blk, (1, in_channels, size, size))",
+    # the library's own function, imported under its name at the top of the cell (an alias
+    # that replacing the module's attribute would not reach)
+    "ex-18-clip": "from torch.nn.utils import clip_grad_norm_\n\n"
+                  "def clip_total_norm(grads, max_norm):\n"
+                  "    params = [torch.zeros_like(g, requires_grad=True) for g in grads]\n"
+                  "    for p, g in zip(params, grads):\n"
+                  "        p.grad = g.clone()\n"
+                  "    total = clip_grad_norm_(params, max_norm)\n"
+                  "    return [p.grad for p in params], float(total)",
+    "ex-21-fold-bn": "from torch.nn.utils.fusion import fuse_conv_bn_weights\n\n"
+                     "def fold_bn(weight, bias, gamma, beta, mean, var, eps=1e-5):\n"
+                     "    w, b = fuse_conv_bn_weights(weight, bias, mean, var, eps, gamma, beta)\n"
+                     "    return w.detach(), b.detach()",
     "ex-08-conv1x1": "def conv1x1(x, weight, bias):\n    return F.conv2d(x, weight, bias)",
     "ex-09-label-smoothing": "def smoothed_cross_entropy(logits, y, eps):\n"
                              "    return nn.functional.cross_entropy(logits, y, label_smoothing=eps)",

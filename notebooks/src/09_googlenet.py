@@ -626,8 +626,8 @@ explorer
 #
 # **Exercise 1 (the cost of a block).** Write `inception_params(in_channels, c1, c2, c3,
 # c4, k=5)`: the number of parameters of `Inception(in_channels, c1, c2, c3, c4,
-# branch3_kernel=k)` from the formula (every convolution has a bias; the max-pool has no
-# parameters), and `inception_macs(size, in_channels, c1, c2, c3, c4, k=5)`: its
+# branch3_kernel=k)` from the formula, without building it (every convolution has a
+# bias; the max-pool has no parameters), and `inception_macs(size, in_channels, c1, c2, c3, c4, k=5)`: its
 # multiply-adds on a `size x size` map (a $k \times k$ convolution from $c_i$ to $c_o$
 # channels costs $c_i c_o k^2$ per output position; biases, ReLUs, pooling and the
 # concatenation are free in this count).
@@ -829,7 +829,7 @@ with torch.device("meta"):  # shapes only: no memory, no arithmetic
         for _s in _m.stage_names:
             _x = getattr(_m, _s)(_x)
             _expected[_s] = tuple(_x.shape[1:])
-    assert googlenet_shapes(_size) == _expected, (_size, googlenet_shapes(_size), _expected)
+        assert googlenet_shapes(_size) == _expected, (_size, googlenet_shapes(_size), _expected)
 print("224 px:", googlenet_shapes(224))
 ### BEGIN HIDDEN TESTS
 from cnnbook.grading import agrees, generator
@@ -847,7 +847,9 @@ def _ref(size):
     return _out
 
 
-agrees(googlenet_shapes, _ref, [(int(s),) for s in 40 + torch.randperm(200, generator=generator(904))[:2]],
+# every size checked (odd and even sides round differently), not only the last one
+_sizes = [96, 224, 67, 50] + (40 + torch.randperm(200, generator=generator(904))[:4]).tolist()
+agrees(googlenet_shapes, _ref, [(int(s),) for s in _sizes],
        forbid=("torch.nn.Module.__call__", "torch.nn.Module.__init__"))
 ### END HIDDEN TESTS
 

@@ -612,9 +612,9 @@ agrees(dense_channels, _ref, [(int(torch.randint(3, 40, (1,), generator=_g)),
 # %% [markdown]
 # **Exercise 2 (count the parameters).** Write `dense_layer_params(in_channels,
 # growth_rate, bottleneck)` that returns the number of parameters of
-# `dense_layer(in_channels, growth_rate, bottleneck)` from the formula: every conv block is
-# a batch norm over its input channels (a $\gamma$ and a $\beta$ each) and a convolution
-# without bias. Then use it to explain the numbers in section 5: for which input widths is
+# `dense_layer(in_channels, growth_rate, bottleneck)` from the formula, without building
+# it: every conv block is a batch norm over its input channels (a $\gamma$ and a $\beta$
+# each) and a convolution without bias. Then use it to explain the numbers in section 5: for which input widths is
 # the bottleneck layer cheaper than the plain one when $k = 32$?
 
 # %% nbgrader={"grade": false, "grade_id": "ex-12-layer-params", "locked": false, "schema_version": 3, "solution": true, "task": false}

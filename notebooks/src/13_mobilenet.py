@@ -806,8 +806,8 @@ agrees(separable_params, lambda i, o, k=3: count_params(_DSC(i, o, kernel_size=k
 # **Exercise 2 (cost of an inverted residual block).** Write
 # `inverted_residual_macs(in_channels, out_channels, expansion, stride, size, kernel_size=3)`
 # that returns the multiply-adds of `InvertedResidual(in_channels, out_channels, stride,
-# expanded=expansion * in_channels, kernel_size=kernel_size)` on a `size` x `size` input
-# (count the convolutions only: the expansion 1x1 conv, present only when `expansion` is
+# expanded=expansion * in_channels, kernel_size=kernel_size)` on a `size` x `size` input,
+# from the formula, without building it (count the convolutions only: the expansion 1x1 conv, present only when `expansion` is
 # not 1; the depthwise conv, whose output has `size // stride` pixels per side; the
 # projection). Then use it to see which of the three layers dominates.
 
