@@ -564,7 +564,8 @@ print(f"per epoch, the data alone costs d2l {data_only.iloc[0] / data_only.iloc[
 # multiply-adds of one forward pass of `lenet5(image_size=image_size)` for a grey image,
 # counting convolutions (each output value of a $k \times k$ conv over $c$ input channels
 # costs $c k^2$) and linear layers (one per weight), and nothing else (pooling, biases and
-# activations are free in this count). The test compares with PyTorch's counter.
+# activations are free in this count), from the formula: do not build the network (the
+# hidden test fails an answer that builds a module). The test compares with PyTorch's counter.
 
 # %% nbgrader={"grade": false, "grade_id": "ex-05-lenet-macs", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def lenet_macs(image_size: int) -> int:
