@@ -71,7 +71,7 @@ KNOBS = {
                                        batch_size=128),
                   budgets=(10, 100, 1000), compare=10, steps=60, batch_size=64,
                   test_per_class=200, recipe_classes="target", recipe_size=32,
-                  recipe_per_class=100, recipe_epochs=6, folder_train=30, folder_val=10,
+                  recipe_per_class=100, recipe_epochs=4, folder_train=30, folder_val=10,
                   folder_epochs=8),
     "full":  dict(size=96, source=dict(size=96, limit=None, epochs=15, test_limit=None,
                                        batch_size=128),
@@ -453,8 +453,9 @@ own_net = TransferNet(copy.deepcopy(pre.model), len(own.classes))
 own_tf = BatchTransform(mean=pre.mean, std=pre.std, flip=True,
                         crop_padding=max(1, cfg.size // 8), channels_last=cpu)
 own_train, own_val = own.loaders(batch_size=16, transform=own_tf, device=device)
+# a few dozen photos per class: the slower backbone on either path (exercise 4's trade-off)
 own_run = cnnbook.fit(own_net, own_train, own_val, epochs=cfg.folder_epochs, lr=1e-3,
-                      optimizer=optim.adamw(weight_decay=1e-4, lr_mult={"backbone": BACKBONE_MULT}),
+                      optimizer=optim.adamw(weight_decay=1e-4, lr_mult={"backbone": 0.1}),
                       scheduler=schedules.warmup_cosine(warmup_fraction=0.1),
                       name="own_images", chapter="19", profile=PROFILE, progress=False,
                       live_plot=False,
