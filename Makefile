@@ -42,7 +42,9 @@ lab: install data
 	$(VENV)/bin/jupyter lab notebooks/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 # Unit tests and every notebook (smoke profile) in one pytest run, spread over the cores;
-# --dist loadfile keeps each notebook's cells on one worker, in order.
+# --dist loadfile keeps each notebook's cells on one worker, in order. tests/homework grades
+# every chapter's blank, solution and cheats in one kernel each (cnnbook.grading.onekernel),
+# dealt into four files of about equal time so that the workers share them.
 test: install data
 	CNNBOOK_PROFILE=smoke $(PY) -m pytest -n $(JOBS) --dist loadfile --nbval-lax \
 	    --nbval-cell-timeout=600 notebooks tests

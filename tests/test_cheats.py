@@ -25,7 +25,7 @@ The default run checks the chapters in QUICK; ``CNNBOOK_GRADE_ALL=1`` (``make
 grading-check``) checks every chapter that has exercises, ``CNNBOOK_GRADE=02,05`` the
 chapters named.
 
-This is the end-to-end proof for the cheap all-chapter check of ``tests/grading_all/``
+This is the end-to-end proof for the cheap all-chapter check of ``tests/homework/``
 (``cnnbook.grading.onekernel``: every variant graded in one kernel per chapter):
 ``test_one_kernel_grades_like_nbgrader`` requires both to give every exercise of the QUICK
 chapters the same pass/fail for the blank, the solution and each fake.

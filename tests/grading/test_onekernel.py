@@ -58,3 +58,16 @@ def test_one_kernel_finds_the_fake_a_visible_assert_lets_through(tmp_path):
     assert onekernel.problems(result) == ["always_equal fake scores 1 on ex-98-answer"]
     assert result["lesson_errors"] == []
     assert 0 < result["longest_cell"][0] < result["seconds"]
+
+
+def test_shards_deal_every_chapter_once_and_evenly(monkeypatch):
+    monkeypatch.delenv("CNNBOOK_GRADE", raising=False)
+    everyone = onekernel.chapters_with_exercises()
+    dealt = [onekernel.shard(i) for i in range(onekernel.SHARDS)]
+    assert sorted(c for d in dealt for c in d) == everyone
+    if onekernel.SECONDS:
+        mean = sum(onekernel.SECONDS.values()) / len(onekernel.SECONDS)
+        loads = [sum(onekernel.SECONDS.get(c, mean) for c in d) for d in dealt]
+        assert max(loads) - min(loads) <= max(onekernel.SECONDS.values())
+    monkeypatch.setenv("CNNBOOK_GRADE", "02,05")
+    assert sorted(c for i in range(onekernel.SHARDS) for c in onekernel.shard(i)) == ["02", "05"]
