@@ -107,6 +107,9 @@ FORBIDDEN = {
                   "        p.grad = g.clone()\n"
                   "    total = clip_grad_norm_(params, max_norm)\n"
                   "    return [p.grad for p in params], float(total)",
+    "ex-17-group-norm": "from torch.nn.functional import group_norm\n\n"
+                        "def my_group_norm(x, groups, eps=1e-5):\n"
+                        "    return group_norm(x, groups, eps=eps)",
     "ex-21-fold-bn": "from torch.nn.utils.fusion import fuse_conv_bn_weights\n\n"
                      "def fold_bn(weight, bias, gamma, beta, mean, var, eps=1e-5):\n"
                      "    w, b = fuse_conv_bn_weights(weight, bias, mean, var, eps, gamma, beta)\n"

@@ -676,20 +676,18 @@ _x = torch.randn(2, 8, 3, 3) * 3 + 1
 assert isinstance(my_group_norm(_x, 4), torch.Tensor)
 assert torch.allclose(my_group_norm(_x, 4), F.group_norm(_x, 4), atol=1e-5)
 ### BEGIN HIDDEN TESTS
-from cnnbook.grading import check_comparisons
+from cnnbook.grading import check_comparisons, forbidden
 check_comparisons()   # torch.allclose & co. are the genuine ones
-from unittest import mock
-from torch import nn
-import cnnbook.models.norms as _norms
+# the task forbids these, also under another name (from torch.nn.functional import group_norm)
+_no_gn = ("torch.nn.functional.group_norm", "torch.group_norm", "torch.nn.GroupNorm.__init__",
+          "cnnbook.models.norms.group_norm")
 _gen = torch.Generator().manual_seed(17)
 for _ in range(5):
     _g = int(torch.randint(1, 5, (1,), generator=_gen))
     _c = _g * int(torch.randint(1, 4, (1,), generator=_gen))
     _x = torch.randn(3, _c, 4, 5, generator=_gen) * float(torch.rand(1, generator=_gen) * 5 + 0.1)
     _eps = float(torch.rand(1, generator=_gen)) * 0.1
-    with mock.patch.object(F, "group_norm", side_effect=AssertionError("F.group_norm is not allowed")), \
-         mock.patch.object(nn, "GroupNorm", side_effect=AssertionError("nn.GroupNorm is not allowed")), \
-         mock.patch.object(_norms, "group_norm", side_effect=AssertionError("norms.group_norm is not allowed")):
+    with forbidden(*_no_gn, task="exercise 1 (group norm without the library)"):
         _got = my_group_norm(_x, _g, _eps)
     assert isinstance(_got, torch.Tensor) and _got.shape == _x.shape
     assert torch.allclose(_got, F.group_norm(_x, _g, eps=_eps), atol=1e-5)
