@@ -212,6 +212,9 @@ def test_flops_by_module_are_the_top_level_childrens():
     assert count_flops(model, (1, 2, 8, 8)) == total and count_macs(model, (1, 2, 8, 8)) == total // 2
     stats = profile_model(model, (1, 2, 8, 8))
     assert stats == {"params": 4 * 2 * 9 + 4 * 36 * 5 + 5 * 3, "flops": total, "macs": total // 2}
+    # whole numbers, as the model cards print them (not 1.2e6 from a true division)
+    assert all(type(v) is int for v in (*stats.values(), total, *per.values(),
+                                        count_macs(model, (1, 2, 8, 8))))
 
 
 def test_profile_model_passes_latency_options(clock):

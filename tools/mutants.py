@@ -381,7 +381,9 @@ def broad(names, max_children: int = 2, quiet: str | None = None,
         "use_git_change_detection = false",
         # torch is not fork-safe once its thread pool ran: workers come from a fork server
         'process_isolation = "forkserver"',
-        "timeout_multiplier = 5.0", ""])
+        # mutmut's wall bound is (test time + constant) x multiplier: with a constant of 1 s
+        # a worker starved by other jobs (nice 19 on 2 busy cores) times out though it failed
+        "timeout_multiplier = 5.0", "timeout_constant = 20.0", ""])
     with open(work / "pyproject.toml", "a") as f:
         f.write(config.replace("'", '"'))
     env = _env(work)
@@ -399,8 +401,8 @@ def broad(names, max_children: int = 2, quiet: str | None = None,
         print(f"mutmut failed (exit {code}); see {work}")
         return 1
     stats = json.loads(stats_file.read_text())
-    # a timeout is a mutant that spent (est. test time + 1 s) x 5 x 2 of CPU time: caught, as
-    # mutmut's own score counts it (a loop that never ends, a 224 px pass where 16 px was asked)
+    # a timeout is a mutant that spent (est. test time + 20 s) x 5 x 2 of CPU time, or half
+    # that in wall time: caught, as mutmut's own score counts it (a loop that never ends)
     timeouts = stats.get("timeout", 0)
     killed = stats.get("killed", 0) + timeouts
     listing = subprocess.run(mutmut + ["results"], cwd=work, env=env, capture_output=True,
