@@ -122,9 +122,13 @@ FORBIDDEN = {
                        "def hard_swish(x):\n    return F.hardswish(x)",
     "ex-06-lrn": "def local_response_norm(a, n=5, alpha=1e-4, beta=0.75, k=2.0):\n"
                  "    return torch.nn.functional.local_response_norm(a, n, alpha=n * alpha, beta=beta, k=k)",
-    "ex-21-kd-loss": "def kd_loss(student_logits, teacher_logits, labels, T=4.0, alpha=0.7):\n"
-                     "    from cnnbook.deploy.distill import distillation_loss\n"
+    "ex-21-kd-loss": "from cnnbook.deploy.distill import distillation_loss\n\n"
+                     "def kd_loss(student_logits, teacher_logits, labels, T=4.0, alpha=0.7):\n"
                      "    return distillation_loss(student_logits, teacher_logits, labels, T, alpha)",
+    "ex-21-qparams": "from cnnbook.deploy.quantize import qparams\n\n"
+                     "def affine_qparams(x, bits=8):\n"
+                     "    scale, zero = qparams(x, bits, symmetric=False)\n"
+                     "    return float(scale), int(zero)",
     "ex-23-patchify": "def my_patchify(images, p):\n"
                       "    return torch.nn.functional.unfold(images, kernel_size=p, stride=p).transpose(1, 2)",
     "ex-23-attention": "def my_attention(q, k, v):\n"
