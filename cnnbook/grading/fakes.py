@@ -98,6 +98,10 @@ FORBIDDEN = {
                      "def inverted_residual_macs(in_channels, out_channels, expansion, stride, size, kernel_size=3):\n"
                      "    blk = _IR(in_channels, out_channels, stride, expanded=expansion * in_channels, kernel_size=kernel_size)\n"
                      "    return _cm(blk, (1, in_channels, size, size))",
+    "ex-15-grayscale": "from torchvision.transforms.v2.functional import rgb_to_grayscale as _grey\n\n"
+                       "def random_grayscale(x, generator, p=0.1):\n"
+                       "    chosen = torch.rand(len(x), generator=generator) < p\n"
+                       "    return torch.where(chosen.view(-1, 1, 1, 1), _grey(x, num_output_channels=3), x)",
     # the library's own function, imported under its name at the top of the cell (an alias
     # that replacing the module's attribute would not reach)
     "ex-18-clip": "from torch.nn.utils import clip_grad_norm_\n\n"

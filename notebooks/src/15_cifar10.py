@@ -648,21 +648,31 @@ for _k in range(16):
     assert torch.allclose(_out[_k], _want, atol=1e-5), f"image {_k}"
 assert torch.equal(random_grayscale(_x, torch.Generator().manual_seed(1), p=0.0), _x)
 ### BEGIN HIDDEN TESTS
-from cnnbook.grading import check_comparisons
+from cnnbook.grading import check_comparisons, forbidden
 check_comparisons()   # torch.allclose & co. are the genuine ones
 import inspect
 _src = inspect.getsource(random_grayscale)
-assert "rgb_to_grayscale" not in _src and "augment" not in _src.split('"""')[-1]
 assert "for " not in _src.split('"""')[-1], "work on the whole batch, without a loop"
+# the task forbids torchvision's grey conversions and the augment module, also under another name
+_no_grey = ("torchvision.transforms.functional.rgb_to_grayscale", "torchvision.transforms.functional.to_grayscale",
+            "torchvision.transforms._functional_tensor.rgb_to_grayscale",
+            "torchvision.transforms.v2.functional._color.rgb_to_grayscale_image",
+            "torchvision.transforms.v2.functional._color._rgb_to_grayscale_image") \
+    + tuple(f"cnnbook.data.augment.{f}" for f in ("grayscale", "adjust_saturation", "adjust_brightness",
+                                                  "adjust_contrast", "adjust_hue", "BatchAugmentation.__call__"))
 for _seed in range(5):
     _n = 5 + 7 * _seed
     _p = float(torch.rand((), generator=torch.Generator().manual_seed(100 + _seed)))
     _x = torch.rand(_n, 3, 5, 7, generator=torch.Generator().manual_seed(_seed))
-    _out = random_grayscale(_x, torch.Generator().manual_seed(_seed), p=_p)
+    with forbidden(*_no_grey, task="exercise 2 (grey images without torchvision or augment)"):
+        _out = random_grayscale(_x, torch.Generator().manual_seed(_seed), p=_p)
     _chosen = torch.rand(_n, generator=torch.Generator().manual_seed(_seed)) < _p
     _grey = TF.rgb_to_grayscale(_x, num_output_channels=3)
+    assert isinstance(_out, torch.Tensor) and _out.shape == _x.shape
     assert torch.allclose(_out, torch.where(_chosen.view(-1, 1, 1, 1), _grey, _x), atol=1e-5)
-assert torch.allclose(random_grayscale(_x, torch.Generator(), p=1.0), _grey, atol=1e-5)
+with forbidden(*_no_grey, task="exercise 2 (grey images without torchvision or augment)"):
+    _out = random_grayscale(_x, torch.Generator(), p=1.0)
+assert isinstance(_out, torch.Tensor) and torch.allclose(_out, _grey, atol=1e-5)
 ### END HIDDEN TESTS
 
 # %% [markdown]
