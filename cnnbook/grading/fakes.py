@@ -102,6 +102,24 @@ FORBIDDEN = {
                        "def random_grayscale(x, generator, p=0.1):\n"
                        "    chosen = torch.rand(len(x), generator=generator) < p\n"
                        "    return torch.where(chosen.view(-1, 1, 1, 1), _grey(x, num_output_channels=3), x)",
+    "ex-20-cam": "from captum.attr import LayerGradCam as _LGC\n\n"
+                 "def cam_from(A, dA):\n"
+                 "    class _Score(torch.nn.Module):   # a score whose gradient at A is dA\n"
+                 "        def __init__(self):\n"
+                 "            super().__init__()\n"
+                 "            self.layer = torch.nn.Identity()\n"
+                 "        def forward(self, a):\n"
+                 "            return (self.layer(a) * dA).sum(dim=(1, 2, 3))[:, None]\n"
+                 "    net = _Score()\n"
+                 "    return _LGC(net, net.layer).attribute(A, target=0, relu_attributions=True)[:, 0]",
+    "ex-20-ig": "def my_integrated_gradients(model, x, target, steps):\n"
+                "    return IntegratedGradients(model).attribute(x, target=target, n_steps=steps,\n"
+                "                                                method='riemann_middle')",
+    "ex-20-knn": "from sklearn.neighbors import NearestNeighbors as _NN\n\n"
+                 "def same_label_share(features, labels, k):\n"
+                 "    f = features.detach().cpu().numpy()\n"
+                 "    idx = _NN(n_neighbors=k + 1).fit(f).kneighbors(f, return_distance=False)[:, 1:]\n"
+                 "    return float((labels[torch.as_tensor(idx)] == labels[:, None]).double().mean())",
     # the library's own function, imported under its name at the top of the cell (an alias
     # that replacing the module's attribute would not reach)
     "ex-18-clip": "from torch.nn.utils import clip_grad_norm_\n\n"

@@ -565,18 +565,23 @@ _out = cam_from(_A, _dA)
 assert isinstance(_out, torch.Tensor) and _out.shape == (1, 1, 2)
 assert torch.allclose(_out, torch.tensor([[[0.0, 2.5]]]))
 ### BEGIN HIDDEN TESTS
-from cnnbook.grading import check_comparisons
+from cnnbook.grading import check_comparisons, forbidden
 check_comparisons()   # torch.allclose & co. are the genuine ones
 import inspect
 from captum.attr import LayerGradCam as _LGC
 _src = inspect.getsource(cam_from)
 assert "grad_cam" not in _src and "LayerGradCam" not in _src
+# the task forbids grad_cam and Captum, also under another name
+_no_cam = ("cnnbook.interpret.gradcam.grad_cam", "captum.attr.LayerGradCam.attribute",
+           "captum.attr.GuidedGradCam.attribute")
 _g = torch.Generator().manual_seed(2020)
 for _ in range(10):
     _n, _k, _h, _w = (int(v) for v in torch.randint(1, 6, (4,), generator=_g))
     _a, _d = torch.randn(_n, _k, _h, _w, generator=_g), torch.randn(_n, _k, _h, _w, generator=_g)
     _ref = ((_d.sum((2, 3)) / (_h * _w))[:, :, None, None] * _a).sum(1).clamp_min(0)
-    assert torch.allclose(cam_from(_a, _d), _ref, atol=1e-6)
+    with forbidden(*_no_cam, task="exercise 1 (Grad-CAM by hand)"):
+        _got = cam_from(_a, _d)
+    assert isinstance(_got, torch.Tensor) and torch.allclose(_got, _ref, atol=1e-6)
 # on the trained network, against Captum
 _layer = resnet.get_submodule(layers[-2])
 _st = {}
@@ -585,7 +590,9 @@ _lg = resnet(test_x[:2])
 _hk.remove()
 _grad, = torch.autograd.grad(_lg[:, 3].sum(), _st["A"])
 _cap = _LGC(resnet, _layer).attribute(test_x[:2], target=3, relu_attributions=True)[:, 0]
-assert torch.allclose(cam_from(_st["A"].detach(), _grad), _cap, atol=1e-5)
+with forbidden(*_no_cam, task="exercise 1 (Grad-CAM by hand)"):
+    _got = cam_from(_st["A"].detach(), _grad)
+assert isinstance(_got, torch.Tensor) and torch.allclose(_got, _cap, atol=1e-5)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -624,12 +631,21 @@ from cnnbook.interpret.saliency import integrated_gradients as _ref_ig
 _src = inspect.getsource(my_integrated_gradients).replace("my_integrated_gradients", "")
 _body = _src.replace("my_integrated_gradients(", "")   # the student's own name is allowed
 assert "captum" not in _src.lower() and "cnnbook" not in _src and "integrated_gradients(" not in _body
+# the task forbids Captum and cnnbook.interpret, also under another name
+from cnnbook.grading import forbidden
+_no_ig = tuple(f"captum.attr.{c}.attribute" for c in ("IntegratedGradients", "Saliency", "NoiseTunnel",
+                                                      "InputXGradient", "LayerGradCam", "Occlusion")) \
+    + tuple(f"cnnbook.interpret.saliency.{f}" for f in ("input_gradient", "vanilla_gradient", "smoothgrad",
+                                                        "integrated_gradients", "saliency_map")) \
+    + ("cnnbook.interpret.gradcam.grad_cam", "cnnbook.interpret.occlusion.occlusion")
 _g = torch.Generator().manual_seed(20)
 for _steps in (1, 3, 7):
     _xx = torch.rand(3, 3, 32, 32, generator=_g).to(test_x.device)
     _tt = torch.randint(0, 10, (3,), generator=_g).to(test_x.device)
-    assert torch.allclose(my_integrated_gradients(resnet, _xx, _tt, _steps),
-                          _ref_ig(resnet, _xx, _tt, steps=_steps), atol=1e-5)
+    with forbidden(*_no_ig, task="exercise 2 (integrated gradients with your own loop)"):
+        _got = my_integrated_gradients(resnet, _xx, _tt, _steps)
+    assert isinstance(_got, torch.Tensor)
+    assert torch.allclose(_got, _ref_ig(resnet, _xx, _tt, steps=_steps), atol=1e-5)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -663,13 +679,20 @@ import inspect
 from cnnbook.interpret.embeddings import neighbour_agreement as _ref_agree
 _src = inspect.getsource(same_label_share)
 assert "sklearn" not in _src and "neighbour_agreement" not in _src and "NearestNeighbors" not in _src
+# the task forbids scikit-learn and cnnbook.interpret, also under another name
+from cnnbook.grading import forbidden
+_no_knn = ("sklearn.neighbors._base.KNeighborsMixin.kneighbors", "sklearn.neighbors._base.NeighborsBase._fit",
+           "sklearn.metrics.pairwise.pairwise_distances", "sklearn.metrics.pairwise.euclidean_distances",
+           "cnnbook.interpret.embeddings.nearest_neighbours", "cnnbook.interpret.embeddings.neighbour_agreement")
 _g = torch.Generator().manual_seed(7)
 for _ in range(10):
     _n, _d = int(torch.randint(8, 60, (1,), generator=_g)), int(torch.randint(1, 20, (1,), generator=_g))
     _ff = torch.randn(_n, _d, generator=_g, dtype=torch.float64)
     _ll = torch.randint(0, 4, (_n,), generator=_g)
     _kk = int(torch.randint(1, 6, (1,), generator=_g))
-    assert math.isclose(same_label_share(_ff, _ll, _kk), _ref_agree(_ff, _ll, _kk), abs_tol=1e-6)
+    with forbidden(*_no_knn, task="exercise 3 (neighbours without scikit-learn)"):
+        _got = same_label_share(_ff, _ll, _kk)
+    assert type(_got) is float and math.isclose(_got, _ref_agree(_ff, _ll, _kk), abs_tol=1e-6)
 ### END HIDDEN TESTS
 
 # %% [markdown]
