@@ -223,3 +223,8 @@ def test_profile_model_passes_latency_options(clock):
     stats = profile_model(model, (2, 1, 2, 2), latency=True, repeats=3, warmup=1)
     assert stats["latency_ms"] == pytest.approx(3.0) and stats["params"] == 1
     assert len(model.calls) == 5 and model.calls[-1][4] == (2, 1, 2, 2)
+
+
+def test_count_flops_prints_nothing(capsys):
+    count_flops(nn.Linear(3, 2), (1, 3), by_module=True)
+    assert capsys.readouterr().out == ""
