@@ -109,8 +109,9 @@ clean:
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # Mutation testing of the core (minutes, not part of `make test`; CONTRIBUTING.md): the
-# curated realistic bugs of tools/mutants.py, then mutmut's every mutant of $(MUTATE).
-MUTATE ?= pooling activations
+# curated realistic bugs of tools/mutants.py, then mutmut's every mutant of $(MUTATE): the
+# modules at >= 85% (profiling: 87 mutants, ~17 min at nice 19 on the busy 2-core machine).
+MUTATE ?= pooling activations profiling
 .PHONY: mutants
 mutants: install
 	$(PY) tools/mutants.py
