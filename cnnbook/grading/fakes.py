@@ -120,6 +120,9 @@ FORBIDDEN = {
                  "    f = features.detach().cpu().numpy()\n"
                  "    idx = _NN(n_neighbors=k + 1).fit(f).kneighbors(f, return_distance=False)[:, 1:]\n"
                  "    return float((labels[torch.as_tensor(idx)] == labels[:, None]).double().mean())",
+    "ex-22-dynamic": "from cnnbook.deploy.export import to_onnx as _to_onnx\n\n"
+                     "def export_any_batch(model, path):\n"
+                     "    return _to_onnx(model, torch.randn(2, 3, 32, 32), path)",
     # the library's own function, imported under its name at the top of the cell (an alias
     # that replacing the module's attribute would not reach)
     "ex-18-clip": "from torch.nn.utils import clip_grad_norm_\n\n"
