@@ -79,6 +79,9 @@ class Fragile(Explorer):
         fig, ax = plt.subplots(figsize=(1, 1))
         if n == 13:
             return fig, {"x": 1 / 0}
+        if n == 14:   # a bug after drawing two figures: both must be closed
+            plt.subplots()
+            return fig, {"x": 1 / 0}
         state = self.shared if self.shared is not None else {}
         state.update(n=n, s=s)
         return fig, state
@@ -95,6 +98,17 @@ def test_a_bug_is_shown_warned_and_marked_unexpected_and_its_figure_closed():
     assert ex.message.value == ("<span style='color:#b00'>&#9888; this setting could not be "
                                 "drawn (ZeroDivisionError: division by zero)</span>")
     assert len(plt.get_fignums()) <= before and ex.renders == 1
+    with pytest.warns(RuntimeWarning):
+        ex.controls["n"].value = 14
+    assert plt.get_fignums() == []
+
+
+def test_bad_input_leaves_other_figures_open():
+    ex = Fragile()
+    mine = plt.figure()
+    ex.controls["n"].value = -1
+    assert plt.fignum_exists(mine.number)
+    plt.close(mine)
 
 
 def test_bad_input_is_expected_and_the_next_good_value_clears_the_message():
@@ -143,14 +157,14 @@ def test_an_explorer_can_skip_the_tight_crop():
     assert _png_size(Doubler().image.value) != (90, 90)
 
 
-@pytest.mark.parametrize("value", [0, 12, 5.5])
+@pytest.mark.parametrize("value", [-3, 12, 5.5])
 def test_bounded_slider_accepts_its_range_and_builds_the_slider(value):
-    s = bounded_slider(widgets.FloatSlider, value, 0, 12, 0.5, "size", readout=False)
-    assert (s.value, s.min, s.max, s.step, s.description) == (value, 0, 12, 0.5, "size")
+    s = bounded_slider(widgets.FloatSlider, value, -3, 12, 0.5, "size", readout=False)
+    assert (s.value, s.min, s.max, s.step, s.description) == (value, -3, 12, 0.5, "size")
     assert s.continuous_update is False and s.readout is False
 
 
-@pytest.mark.parametrize("value", [-1, 13, 12.01, math.nan, math.inf, -math.inf, "3", None])
+@pytest.mark.parametrize("value", [-4, 13, 12.01, math.nan, math.inf, -math.inf, "3", None])
 def test_bounded_slider_refuses_a_value_out_of_range(value):
-    with pytest.raises(ValueError, match=r"^size must be between 0 and 12, got "):
-        bounded_slider(widgets.FloatSlider, value, 0, 12, 1, "size")
+    with pytest.raises(ValueError, match=r"^size must be between -3 and 12, got "):
+        bounded_slider(widgets.FloatSlider, value, -3, 12, 1, "size")
