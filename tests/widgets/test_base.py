@@ -168,3 +168,9 @@ def test_bounded_slider_accepts_its_range_and_builds_the_slider(value):
 def test_bounded_slider_refuses_a_value_out_of_range(value):
     with pytest.raises(ValueError, match=r"^size must be between -3 and 12, got "):
         bounded_slider(widgets.FloatSlider, value, -3, 12, 1, "size")
+
+
+def test_only_a_value_change_redraws_and_the_image_is_a_png():
+    ex = Fragile()
+    ex.controls["n"].description = "renamed"        # not a value: no redraw
+    assert ex.renders == 1 and ex.image.format == "png"
