@@ -110,7 +110,7 @@ clean:
 
 # Mutation testing of the core (minutes, not part of `make test`; CONTRIBUTING.md): the
 # curated realistic bugs of tools/mutants.py, then mutmut's every mutant of $(MUTATE): the
-# modules at >= 85% (profiling: 87 mutants, ~17 min at nice 19 on the busy 2-core machine).
+# modules at >= 85% (profiling: 87 mutants, 37 min at nice 19 on the busy 2-core machine).
 MUTATE ?= pooling activations profiling
 .PHONY: mutants
 mutants: install
