@@ -1,12 +1,5 @@
-"""Every chapter grades like homework, shard 3 of 4 (part of make test).
-
-One kernel per chapter (``cnnbook.grading.onekernel``; why four files: ``onekernel.SHARDS``):
-the blank scores 0, the solution full marks, every fake that alters an answer (hard-coded
-values, a lookup table, an always-equal object, a patched torch.allclose, a forbidden call)
-loses its points, no lesson cell fails in a submission's folder, and the longest cell stays
-under a third of nbgrader's timeout. ``tests/test_cheats.py`` proves on chapter 02 that this
-check grades like nbgrader's autograde. ``CNNBOOK_GRADE=02,05`` picks chapters.
-"""
+"""Every chapter grades like homework, shard 3 of 4 (part of make test): what is checked
+and why four files, in ``test_grades_1.py``'s docstring."""
 import pytest
 
 from cnnbook.grading import onekernel
