@@ -271,12 +271,6 @@ SECONDS: dict = {"01": 27, "02": 54, "03": 78, "04": 101, "05": 83, "06": 51, "0
                  "17": 56, "18": 103, "19": 98, "20": 99, "21": 183, "22": 160, "23": 71, "24": 60}
 
 
-def enabled() -> bool:
-    """Whether the all-chapter check runs: always (it is part of make test). ``CNNBOOK_GRADE``
-    (``make test`` aside) only picks chapters: ``CNNBOOK_GRADE=02,05``."""
-    return True
-
-
 def chosen(notebooks: Path = NOTEBOOKS) -> list[str]:
     """Every chapter with exercises, or those ``CNNBOOK_GRADE=02,05`` names."""
     chapters = chapters_with_exercises(notebooks)
