@@ -174,3 +174,34 @@ def test_only_a_value_change_redraws_and_the_image_is_a_png():
     ex = Fragile()
     ex.controls["n"].description = "renamed"        # not a value: no redraw
     assert ex.renders == 1 and ex.image.format == "png"
+
+
+def test_figure_to_png_is_png_whatever_the_savefig_format_setting():
+    # a learner's matplotlibrc may say savefig.format: svg; the Image widget needs PNG
+    import matplotlib as mpl
+
+    with mpl.rc_context({"savefig.format": "svg"}):
+        fig, _ = plt.subplots(figsize=(1, 1))
+        assert figure_to_png(fig)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_figure_to_png_closes_its_own_figure_not_the_current_one():
+    fig, _ = plt.subplots(figsize=(1, 1))
+    current = plt.figure()        # made later: pyplot's current figure
+    figure_to_png(fig)
+    assert not plt.fignum_exists(fig.number) and plt.fignum_exists(current.number)
+    plt.close(current)
+
+
+def test_the_warning_of_a_bug_points_at_the_code_that_asked_for_the_redraw():
+    # stacklevel=2: the warning names the caller of refresh(), here this test file, so a
+    # learner sees which of their lines triggered the broken setting
+    ex = Fragile()
+    ex.controls["n"].value = 12
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ex.controls["n"].unobserve_all()   # set the value without a redraw, then ask for one
+        ex.controls["n"].value = 13
+        ex.refresh()
+    assert [w.filename for w in caught] == [__file__]
+    plt.close("all")
