@@ -74,7 +74,7 @@ def latency_ms(model: nn.Module, input_size=(1, 3, 224, 224), batch_size: int | 
     """
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
-    repeats, warmup = capped(repeats), capped(warmup, minimum=0)   # a rehearsal: a couple
+    repeats, warmup = capped(repeats), capped(warmup)   # a rehearsal: a couple (0 stays 0)
     size = list(input_size)
     if batch_size is not None:
         size[0] = batch_size

@@ -156,10 +156,15 @@ def test_latency_zero_warmup_and_rehearsal_warmup(clock, monkeypatch):
     model = _Clocked([1, 2], clock)
     latency_ms(model, (1, 1, 2, 2), repeats=2, warmup=0)
     assert len(model.calls) == 2                       # no warm-up pass asked, none run
+    # a rehearsal caps the passes but never adds one: warmup 0 stays 0 (a cap written as
+    # max(cap, 1) or a floor of one warm-up pass would run 3 calls here), 5 becomes 2
     monkeypatch.setenv("CNNBOOK_MAX_BATCHES", "2")
     model = _Clocked([1, 2], clock)
     latency_ms(model, (1, 1, 2, 2), repeats=2, warmup=0)
-    assert len(model.calls) == 2                       # a rehearsal adds no warm-up either
+    assert len(model.calls) == 2
+    model = _Clocked([9, 9, 1, 2], clock)
+    out = latency_ms(model, (1, 1, 2, 2), repeats=2, warmup=5)
+    assert len(model.calls) == 4 and out["median"] == pytest.approx(1.5)
 
 
 def test_latency_keeps_eval_mode_of_an_eval_model_and_moves_to_device(clock):

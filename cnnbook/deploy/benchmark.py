@@ -113,7 +113,7 @@ def time_call(fn: Callable, *args, repeats: int = 20, warmup: int = 3, number: i
     _check_count("number", number, 1)
     _check_count("batch_size", batch_size, 1)
     threads = torch.get_num_threads() if threads is None else _check_count("threads", threads, 1)
-    repeats, warmup = capped(repeats), capped(warmup, minimum=0)   # a rehearsal: a couple
+    repeats, warmup = capped(repeats), capped(warmup)   # a rehearsal: a couple (0 stays 0)
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
     timer = tbench.Timer(stmt="fn(*args)", globals={"fn": fn, "args": args},
