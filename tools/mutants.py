@@ -408,18 +408,23 @@ def broad(names, max_children: int = 2, quiet: str | None = None,
     listing = subprocess.run(mutmut + ["results"], cwd=work, env=env, capture_output=True,
                              text=True).stdout
     known = equivalents()
+    # a mutant in code no test runs ("no tests") is a bug the tests cannot see: a miss,
+    # like a survivor, not a mutant left out of the score
     survivors = [line.split(":")[0].strip() for line in listing.splitlines()
-                 if line.strip().endswith(": survived")]
+                 if line.strip().endswith((": survived", ": no tests"))]
+    untested = {line.split(":")[0].strip() for line in listing.splitlines()
+                if line.strip().endswith(": no tests")}
     equivalent = [s for s in survivors if s in known]
     missed = [s for s in survivors if s not in known]
     for s in missed:
-        print(f"SURVIVED  {s}")
+        print(f"{'NO TESTS' if s in untested else 'SURVIVED'}  {s}")
     total = killed + len(missed)
     print(f"mutmut on {', '.join(names)}: {killed} killed ({timeouts} by timeout), "
           f"{len(equivalent)} equivalent "
-          f"(tools/mutants_equivalent.txt), {len(missed)} survived: "
+          f"(tools/mutants_equivalent.txt), {len(missed)} missed "
+          f"({len(untested & set(missed))} in code no test runs): "
           f"{100 * killed / max(total, 1):.1f}% of the {total} non-equivalent; other: "
-          f"{ {k: v for k, v in stats.items() if k not in ('killed', 'survived', 'timeout') and v} } "
+          f"{ {k: v for k, v in stats.items() if k not in ('killed', 'survived', 'timeout', 'no_tests') and v} } "
           f"in {seconds:.0f} s")
     return 1 if missed else 0
 
