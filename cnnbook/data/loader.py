@@ -34,9 +34,9 @@ class BatchTransform:
 
     def __call__(self, x: torch.Tensor, train: bool, generator: torch.Generator | None = None):
         x = x.float().div_(255)
-        if self.resize is not None and x.shape[-1] != self.resize:
+        if self.resize is not None and tuple(x.shape[-2:]) != (self.resize, self.resize):
             x = F.interpolate(x, size=(self.resize, self.resize), mode="bilinear",
-                              align_corners=False, antialias=self.resize < x.shape[-1])
+                              align_corners=False, antialias=self.resize < max(x.shape[-2:]))
         if train and self.crop_padding:
             x = random_crop(x, self.crop_padding, generator)
         if train and self.flip:

@@ -358,3 +358,133 @@ def test_load_data_seed_picks_the_subset_and_the_shuffle():
     b, _ = load_data("mnist", batch_size=10, limit=20, device="cpu")
     c, _ = load_data("mnist", batch_size=10, limit=20, device="cpu", seed=3)
     assert torch.equal(a.images, b.images) and not torch.equal(a.images, c.images)
+
+
+# --- what the second mutation run found (non-square images, devices, load_data's defaults) --
+
+def test_resize_makes_non_square_images_square_like_torchvision():
+    """Oracle: torchvision's resize. Both sides count, whichever already has the size, and
+    antialiasing is on whenever one of them shrinks."""
+    from torchvision.transforms.v2 import functional as TF
+
+    g = torch.Generator().manual_seed(0)
+    wide = torch.randint(0, 256, (2, 3, 8, 12), dtype=torch.uint8, generator=g)
+    for x in (wide, wide.transpose(2, 3)):            # 8 x 12 and 12 x 8
+        for size in (8, 10, 12):
+            out = BatchTransform(resize=size)(x, train=False)
+            want = TF.resize(x.float() / 255, [size, size], antialias=True)
+            assert out.shape == (2, 3, size, size) and torch.allclose(out, want, atol=1e-5)
+    four = torch.randint(0, 256, (2, 4, 8, 8), dtype=torch.uint8, generator=g)
+    out = BatchTransform(resize=4)(four, train=False)   # 4 channels: the side is still 8
+    assert torch.allclose(out, TF.resize(four.float() / 255, [4, 4], antialias=True), atol=1e-5)
+
+
+def test_extra_augmentation_draws_from_the_loaders_generator():
+    images, ids = _dots(8)
+    got = []
+
+    def record(x, generator):
+        got.append(generator)
+        return x
+
+    loader = TensorLoader(images, ids, 4, transform=BatchTransform(augment=record), train=True,
+                          device="cpu")
+    list(loader)
+    assert len(got) == 2 and all(g is loader.generator for g in got)
+
+
+def test_a_loader_without_train_leaves_its_batches_unaugmented():
+    images, ids = _dots(16)
+    t = BatchTransform(flip=True, crop_padding=2)
+    x = torch.cat([b for b, _ in TensorLoader(images, ids, 8, transform=t, device="cpu")])
+    assert torch.equal(x, images.float() / 255)
+
+
+def test_batches_are_made_and_augmented_on_the_loaders_device():
+    """The meta device stands in for an accelerator: like CUDA it refuses to mix its tensors
+    with CPU ones, so a split, an index, a crop offset or a mean left on the CPU fails."""
+    images, ids = _numbered(10, s=6)
+    t = BatchTransform(resize=4, flip=True, crop_padding=1, mean=(0.5,), std=(0.25,))
+    loader = TensorLoader(images, ids, 4, shuffle=True, transform=t, train=True, device="meta")
+    assert loader.device == torch.device("meta")
+    assert loader.images.device.type == "meta" and loader.labels.device.type == "meta"
+    batches = list(loader)
+    assert [tuple(x.shape) for x, _ in batches] == [(4, 1, 4, 4)] * 2 + [(2, 1, 4, 4)]
+    assert all(x.device.type == "meta" and y.device.type == "meta" for x, y in batches)
+    x = torch.zeros(3, 2, 5, 5, device="meta")
+    g = torch.Generator().manual_seed(0)
+    assert random_crop(x, 2, g).device.type == "meta" and random_hflip(x, g).device.type == "meta"
+
+
+def test_cpu_batches_are_augmented_on_the_cpu_whatever_the_default_device():
+    """torch.set_default_device("cuda") is common in notebooks; it must not move the index
+    or statistics tensors of a CPU batch (the meta device stands in for cuda)."""
+    x = torch.randint(0, 256, (6, 3, 5, 5), dtype=torch.uint8)
+    t = BatchTransform(flip=True, crop_padding=1, mean=(0.1, 0.2, 0.3), std=(0.5, 0.6, 0.7))
+    want = t(x, True, torch.Generator().manual_seed(4))
+    with torch.device("meta"):
+        got = t(x, True, torch.Generator().manual_seed(4))
+    assert got.device.type == "cpu" and torch.equal(got, want)
+
+
+def test_random_draws_are_made_on_the_generators_device(monkeypatch):
+    """A CUDA generator can only draw CUDA numbers, so flip and crop must ask for the
+    generator's device. No accelerator here: a stand-in generator on "meta", and torch's
+    samplers replaced by ones that record where they were asked to draw."""
+    from types import SimpleNamespace
+
+    asked, real_rand = [], torch.rand
+
+    def rand(*size, generator=None, device=None):          # torch.rand's own signature
+        asked.append((generator, device))
+        return real_rand(*size).to(device)
+
+    def randint(*bounds_and_size, generator=None, device=None):   # ([low,] high, size)
+        asked.append((generator, device))
+        return torch.zeros(bounds_and_size[-1], dtype=torch.long).to(device)
+
+    fake = SimpleNamespace(device=torch.device("meta"))
+    x = torch.zeros(3, 1, 4, 4, device="meta")
+    monkeypatch.setattr(torch, "rand", rand)
+    monkeypatch.setattr(torch, "randint", randint)
+    random_hflip(x, fake)
+    random_crop(x, 1, fake)
+    assert asked == [(fake, torch.device("meta"))] * 3
+
+
+def test_steps_per_epoch_says_why_an_empty_loader_is_refused():
+    from cnnbook.data.loader import StepsPerEpoch
+
+    with pytest.raises(ValueError, match=r"^the loader gave no batches$"):
+        list(StepsPerEpoch([], 1))
+
+
+def test_load_data_defaults_whole_fashion_mnist_in_batches_of_256(monkeypatch):
+    """Without arguments: Fashion-MNIST (60000 / 10000 images), batches of 256, the device
+    from get_device(); the cached splits are used as they are, not copied."""
+    from cnnbook.data import loader as loader_module
+    from cnnbook.data.splits import load_split
+
+    monkeypatch.delenv("CNNBOOK_MAX_BATCHES", raising=False)
+    monkeypatch.setattr(loader_module, "get_device", lambda: torch.device("meta"))
+    tr, te = load_data()
+    assert tr.device == te.device == torch.device("meta")
+    assert not tr.transform.channels_last                      # not on the CPU
+    assert tr.transform.mean is None and tr.transform.std is None   # normalize is off
+    tr, te = load_data(device="cpu")                           # a given device wins
+    assert tr.device == te.device == torch.device("cpu") and tr.transform.channels_last
+    assert tr.batch_size == te.batch_size == 256 and (len(tr), len(te)) == (235, 40)
+    assert tr.images is load_split("fashion_mnist", "train")[0]
+    assert te.images is load_split("fashion_mnist", "test")[0]
+    assert (tr.num_examples, te.num_examples) == (60000, 10000)
+
+
+def test_load_data_seed_also_seeds_the_shuffle_and_crop_scales_to_64_pixels():
+    a, _ = load_data("mnist", batch_size=64, device="cpu", seed=0)
+    b, _ = load_data("mnist", batch_size=64, device="cpu", seed=3)
+    c, _ = load_data("mnist", batch_size=64, device="cpu", seed=3)
+    assert a.images is b.images                                # the whole split either way
+    ya, yb, yc = (next(iter(loader))[1] for loader in (a, b, c))
+    assert torch.equal(yb, yc) and not torch.equal(ya, yb)
+    tr, _ = load_data("mnist", batch_size=10, limit=10, resize=64, augment=True, device="cpu")
+    assert tr.transform.crop_padding == 8                      # 4 at 32 px, scaled
