@@ -179,6 +179,20 @@ def test_xavier_init_has_glorots_bound_and_zero_biases():
         assert torch.equal(layer.bias.detach(), torch.zeros_like(layer.bias))
 
 
+def test_init_weights_default_scheme_is_xavier():
+    """Same seed, same draws: init_weights(model) is init_weights(model, "xavier")."""
+    def layer():
+        return nn.Sequential(nn.Linear(400, 300))
+
+    torch.manual_seed(0)
+    default = init_weights(layer())[0].weight.detach()
+    torch.manual_seed(0)
+    xavier = init_weights(layer(), "xavier")[0].weight.detach()
+    assert torch.equal(default, xavier)
+    bound = (6 / (400 + 300)) ** 0.5
+    assert 0.95 * bound < float(default.abs().max()) <= bound
+
+
 def test_kaiming_init_uses_fan_out_and_zero_biases():
     """He et al. with mode fan_out: N(0, 2 / (out_channels * k * k))."""
     torch.manual_seed(0)
