@@ -1,10 +1,13 @@
+from collections import Counter
+
 import pytest
 import torch
 import torchvision
 from torch import nn
 
-from cnnbook.models.resnet import (Bottleneck, Residual, ResNet, modern_cnn, resnet,
-                                   resnet18, resnet34, resnet50, resnet_stage, resnet_stem)
+from cnnbook.models.resnet import (Bottleneck, Residual, ResNet, _init_weights, modern_cnn,
+                                   resnet, resnet18, resnet34, resnet50, resnet101, resnet152,
+                                   resnet_stage, resnet_stem)
 from cnnbook.profiling import count_macs, count_params
 
 OURS = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
@@ -224,3 +227,166 @@ def test_block_forward_equals_torchvisions_with_the_same_weights(ours, theirs, a
     x = torch.randn(2, inplanes, 8, 8)
     with torch.no_grad():
         torch.testing.assert_close(b(x), tv(x))
+
+
+# --- whole networks against torchvision's, layer settings and names -------------------------
+
+def _torchvision_state(model):
+    """Our state dict under torchvision's names (stem -> conv1/bn1, stageN -> layerN,
+    shortcut -> downsample)."""
+    rename = [("stem.conv", "conv1"), ("stem.bn", "bn1"), ("shortcut.conv", "downsample.0"),
+              ("shortcut.bn", "downsample.1"), ("stage", "layer")]
+    state = {}
+    for key, value in model.state_dict().items():
+        for old, new in rename:
+            key = key.replace(old, new)
+        state[key] = value
+    return state
+
+
+def test_whole_network_forward_equals_torchvisions_with_the_same_weights():
+    """ResNet-18 end to end (the stem, the stages, the head); the bottleneck block alone is
+    compared with torchvision's above."""
+    torch.manual_seed(0)
+    ours = resnet18()
+    theirs = torchvision.models.resnet18(weights=None)
+    theirs.load_state_dict(_torchvision_state(ours))
+    x = torch.randn(2, 3, 32, 32)   # 16 px after the stem's conv, 8 after its pool
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(x), theirs.eval()(x), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+def test_every_layer_has_torchvisions_settings(arch):
+    """Same multiset of convs, BNs, ReLUs (in-place, as torchvision's), pools and linears."""
+    kinds = (nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d, nn.Linear)
+
+    def layers(model):
+        return Counter(repr(m) for m in model.modules() if isinstance(m, kinds))
+
+    theirs = layers(getattr(torchvision.models, arch)(weights=None))
+    assert layers(OURS[arch]()) == theirs
+    assert theirs["ReLU(inplace=True)"] > 0
+
+
+def test_parts_have_the_documented_names():
+    assert list(dict(resnet18().named_children())) == [
+        "stem", "stage1", "stage2", "stage3", "stage4", "pool", "flatten", "fc"]
+    assert list(dict(resnet18(dropout=0.1).named_children()))[-3:] == ["flatten", "dropout", "fc"]
+    assert list(dict(resnet_stem(3, 8).named_children())) == ["conv", "bn", "relu", "pool"]
+    assert list(dict(resnet_stem(3, 8, small_input=True).named_children())) == [
+        "conv", "bn", "relu"]
+
+
+def test_small_input_stem_is_one_3x3_conv():
+    stem = resnet_stem(1, 16, small_input=True)
+    assert stem.conv.kernel_size == (3, 3) and stem.conv.stride == (1, 1)
+    assert count_params(stem) == 3 * 3 * 1 * 16 + 2 * 16   # 3x3 weights, no bias; BN gamma, beta
+
+
+def test_out_channels_is_what_the_classifier_sees():
+    assert resnet50().out_channels == torchvision.models.resnet50(weights=None).fc.in_features
+    assert resnet18(width_mult=0.25).out_channels == 128
+
+
+def test_tiny_width_mult_keeps_at_least_one_channel_per_stage():
+    model = ResNet(Residual, (1, 1), num_classes=3, in_channels=1, width_mult=0.005)
+    # 64 * 0.005 = 0.32 and 128 * 0.005 = 0.64 both round to 0: clamped to 1 channel
+    assert [model.stage1[0].conv1.out_channels, model.stage2[0].conv1.out_channels] == [1, 1]
+    assert model(torch.randn(2, 1, 16, 16)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("block, tv_block", [
+    (Residual, torchvision.models.resnet.BasicBlock),
+    (Bottleneck, torchvision.models.resnet.Bottleneck),
+])
+def test_zero_init_residual_zeroes_the_same_bn_weights_as_torchvision(block, tv_block):
+    ours = ResNet(block, (2, 1, 1, 1), zero_init_residual=True)
+    theirs = torchvision.models.resnet.ResNet(tv_block, [2, 1, 1, 1], zero_init_residual=True)
+
+    def zeroed(model):
+        return [bool((m.weight == 0).all()) for m in model.modules()
+                if isinstance(m, nn.BatchNorm2d)]
+
+    assert zeroed(ours) == zeroed(theirs)
+    assert sum(zeroed(ours)) == 5   # one BN per block
+
+
+# --- the builders: depths from the paper's table, keyword arguments passed on ---------------
+
+DEEP = {"resnet101": (resnet101, torchvision.models.ResNet101_Weights.IMAGENET1K_V1, (3, 4, 23, 3)),
+        "resnet152": (resnet152, torchvision.models.ResNet152_Weights.IMAGENET1K_V1, (3, 8, 36, 3))}
+
+
+@pytest.mark.parametrize("arch", DEEP)
+def test_deep_resnets_have_torchvisions_parameter_count_and_the_papers_blocks(arch):
+    builder, weights, blocks = DEEP[arch]
+    with torch.device("meta"):   # shapes only: nothing is allocated or initialised
+        ours, theirs = builder(), getattr(torchvision.models, arch)(weights=None)
+    assert count_params(ours) == count_params(theirs) == weights.meta["num_params"]
+    # Table 1 of He et al. (2015): bottleneck blocks per stage
+    assert tuple(len(getattr(ours, f"stage{i}")) for i in (1, 2, 3, 4)) == blocks
+    assert all(isinstance(b, Bottleneck) for i in (1, 2, 3, 4) for b in getattr(ours, f"stage{i}"))
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"])
+def test_builders_pass_keyword_arguments_on(arch):
+    ours = {**OURS, **{k: v[0] for k, v in DEEP.items()}}[arch]
+    with torch.device("meta"):
+        model = ours(num_classes=10, zero_init_residual=True)
+        theirs = getattr(torchvision.models, arch)(weights=None, num_classes=10)
+    assert model.fc.out_features == 10
+    assert count_params(model) == count_params(theirs)
+
+
+def test_resnet_without_a_depth_is_resnet18():
+    assert count_params(resnet()) == PUBLISHED_PARAMS["resnet18"]
+    assert sum(isinstance(m, Residual) for m in resnet().modules()) == 8
+
+
+def test_stage_defaults_keep_the_resolution_and_add_the_shortcut():
+    """With every block's last gamma at 0 a residual stage is the identity on x >= 0;
+    a stride-2 default would halve the image, residual=False would output zeros."""
+    stage = resnet_stage(Residual, 8, 8, 2)
+    for b in stage:
+        nn.init.zeros_(b.bn2.weight)
+    x = torch.relu(torch.randn(2, 8, 6, 6))
+    with torch.no_grad():
+        torch.testing.assert_close(stage.eval()(x), x)
+
+
+# --- options and messages that the tests above do not reach --------------------------------
+
+def test_bottleneck_options_plain_and_forced_projection():
+    assert Bottleneck(16, 4, residual=False).shortcut is None
+    assert Bottleneck(8, 4, stride=2, residual=False).shortcut is None   # not even a projection
+    forced = Bottleneck(16, 4, use_1x1conv=True)   # shapes match, projection asked for
+    assert forced.shortcut is not None and forced.shortcut.conv.kernel_size == (1, 1)
+    with pytest.raises(ValueError, match="use_1x1conv"):
+        Bottleneck(8, 4, use_1x1conv=False)   # 8 -> 16 channels cannot be added as they are
+
+
+def test_error_messages_say_what_to_do():
+    with pytest.raises(ValueError, match=r"3 -> 6 channels with stride 1, so the input cannot "
+                       r"be added as it is: use_1x1conv must be True \(or None to decide "
+                       r"automatically\)$"):
+        Residual(3, 6, use_1x1conv=False)
+    with pytest.raises(ValueError,
+                       match="^layers must list the number of blocks of at least one stage$"):
+        ResNet(Residual, ())
+
+
+def test_linear_std_draws_classifier_weights_around_zero():
+    torch.manual_seed(0)
+    fc = modern_cnn().fc   # 10 x 512 weights from N(0, 0.01^2): the mean's s.e. is 1.4e-4
+    assert abs(fc.weight.mean().item()) < 1e-3
+    assert fc.weight.std().item() == pytest.approx(0.01, rel=0.05)
+
+
+def test_init_weights_zeroes_a_conv_bias_and_scales_by_fan_out():
+    """``_init_weights`` is shared (cifar_resnet uses it): a conv with a bias gets bias 0."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 64, 3)
+    _init_weights(conv)
+    assert (conv.bias == 0).all()
+    assert conv.weight.std().item() == pytest.approx((2 / (64 * 9)) ** 0.5, rel=0.05)
