@@ -742,3 +742,114 @@ def test_accuracy_count_and_len_of_a_loader_without_one():
     logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 0.5, 3.0], [1.0, 4.0, 0.0], [0.0, 0.0, 9.0]])
     assert int(accuracy_count(logits, torch.tensor([0, 2, 0, 1]))) == 2
     assert _len([1, 2, 3]) == 3 and _len(x for x in ()) is None
+
+
+# --- notebooks: _in_notebook under a faked IPython, LivePlot on matplotlib's Agg backend ----
+
+def _fake_ipython(monkeypatch, shell_class_name=None, has_get_ipython=True):
+    """Put an "IPython" module in sys.modules whose get_ipython() returns an instance of a
+    class of that name (None: returns None), as IPython does in each kind of session."""
+    import sys
+    import types
+
+    import matplotlib.pyplot as plt
+
+    plt.close(plt.figure())   # pyplot sets up its backend now, while IPython is the real one
+    module = types.ModuleType("IPython")
+    if has_get_ipython:
+        shell = type(shell_class_name, (), {})() if shell_class_name else None
+        module.get_ipython = lambda: shell
+    monkeypatch.setitem(sys.modules, "IPython", module)
+
+
+def test_in_notebook_only_under_a_jupyter_kernel(monkeypatch):
+    import sys
+
+    from cnnbook.train.loop import _in_notebook
+
+    monkeypatch.delitem(sys.modules, "IPython", raising=False)
+    assert _in_notebook() is False                       # plain python, IPython not imported
+    _fake_ipython(monkeypatch, has_get_ipython=False)
+    assert _in_notebook() is False
+    _fake_ipython(monkeypatch, None)                      # IPython imported, no shell running
+    assert _in_notebook() is False
+    _fake_ipython(monkeypatch, "TerminalInteractiveShell")   # the ipython terminal
+    assert _in_notebook() is False
+    _fake_ipython(monkeypatch, "ZMQInteractiveShell")     # a Jupyter kernel
+    assert _in_notebook() is True
+
+
+class _FakeDisplay:
+    """IPython.display.display's contract: display(obj, display_id=True) shows obj and
+    returns a handle whose update(obj) redraws it in place; without display_id, None."""
+
+    def __init__(self):
+        self.shown, self.updates = [], []
+
+    def __call__(self, obj, display_id=None):
+        self.shown.append(obj)
+        if display_id is not True:
+            return None
+        fake = self
+
+        class Handle:
+            def update(self, new):
+                fake.updates.append(new)
+
+        return Handle()
+
+
+def _lines(ax):
+    return {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()}
+
+
+def test_live_plot_draws_the_history_in_its_figure_and_closes_only_it(monkeypatch):
+    import IPython.display
+    import matplotlib.pyplot as plt
+
+    from cnnbook.train.loop import LivePlot
+
+    shown = _FakeDisplay()
+    monkeypatch.setattr(IPython.display, "display", shown)
+    plot = LivePlot("lenet (smoke)")
+    assert shown.shown == [plot.fig] and plot.ax.figure is plot.fig
+    assert tuple(plot.fig.get_size_inches()) == pytest.approx((5, 3.2))
+    history = [{"epoch": 1, "train_loss": 0.9, "train_acc": 0.6, "test_acc": 0.55},
+               {"epoch": 2, "train_loss": 0.5, "train_acc": 0.8, "test_acc": 0.75}]
+    plot.update(history[:1])
+    plot.update(history)   # redrawn: the old curves are cleared, not drawn over
+    assert _lines(plot.ax) == {"train loss": [0.9, 0.5], "train acc": [0.6, 0.8],
+                               "test acc": [0.55, 0.75]}
+    assert plot.ax.get_title() == "lenet (smoke)"
+    assert shown.updates == [plot.fig, plot.fig] and shown.shown == [plot.fig]
+    other = plt.figure()   # the current figure now: close must close the plot's, not this one
+    try:
+        plot.close()
+        assert not plt.fignum_exists(plot.fig.number) and plt.fignum_exists(other.number)
+    finally:
+        plt.close(other)
+
+
+@pytest.mark.parametrize("shell, live_plot, drawn", [
+    ("ZMQInteractiveShell", None, True), ("TerminalInteractiveShell", None, False),
+    ("ZMQInteractiveShell", False, False), ("TerminalInteractiveShell", True, True)])
+def test_fit_draws_a_live_plot_in_notebooks_or_when_asked(monkeypatch, results_dir, shell,
+                                                          live_plot, drawn):
+    import IPython.display
+    import matplotlib.pyplot as plt
+
+    shown = _FakeDisplay()
+    _fake_ipython(monkeypatch, shell)
+    monkeypatch.setattr(IPython.display, "display", shown)   # LivePlot imports it by name
+    x, y = _separable_data(32)
+    tr, te = TensorLoader(x, y, 16, device="cpu"), TensorLoader(x[:16], y[:16], 16, device="cpu")
+    result = fit(_model(), tr, te, epochs=2, lr=0.3, name="toy", profile="smoke",
+                 device="cpu", progress=False, record=False, live_plot=live_plot)
+    if not drawn:
+        assert shown.shown == [] and shown.updates == []
+        return
+    fig, = shown.shown
+    assert shown.updates == [fig, fig]                     # redrawn after each epoch
+    assert fig.axes[0].get_title() == "toy (smoke)"
+    assert _lines(fig.axes[0])["test acc"] == result.history["test_acc"].tolist()
+    assert not plt.fignum_exists(fig.number)               # closed when fit returns
