@@ -37,3 +37,11 @@ def test_every_listed_equivalent_mutant_has_a_reason_and_a_broad_module(mutants,
     listing = tmp_path / "eq.txt"
     listing.write_text("# a comment\n\ncnnbook.pooling.x_f__mutmut_1  adds zero to zero\n")
     assert mutants.equivalents(listing) == {"cnnbook.pooling.x_f__mutmut_1": "adds zero to zero"}
+
+
+def test_every_broad_module_and_its_test_files_exist(mutants):
+    root = mutants.ROOT
+    for name, (src, tests) in mutants.BROAD.items():
+        assert (root / src).is_file(), name
+        for test in (tests,) if isinstance(tests, str) else tests:
+            assert (root / test).is_file(), f"{name}: {test}"
