@@ -1,4 +1,5 @@
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -292,6 +293,35 @@ def test_one_sgd_step_equals_the_hand_computed_update(results_dir):
     assert torch.allclose(model[1].bias, b0 - 0.5 * delta.sum(0), atol=1e-6)
 
 
+def test_fit_defaults_are_ten_epochs_of_plain_sgd_at_lr_0_1_with_a_progress_bar(results_dir,
+                                                                               capsys):
+    """Oracle: ten hand-computed SGD steps (lr 0.1, no momentum, no weight decay)."""
+    torch.manual_seed(0)
+    X, y = torch.randn(8, 1, 2, 3), torch.tensor([0, 1, 2, 3, 3, 2, 1, 0])
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 4))
+    W, b = model[1].weight.detach().clone(), model[1].bias.detach().clone()
+    result = fit(model, [(X, y)], device="cpu")
+    for _ in range(10):
+        gW, gb = _softmax_regression_grad(W, b, X.flatten(1), y)
+        W, b = W - 0.1 * gW, b - 0.1 * gb
+    assert list(result.history["epoch"]) == list(range(1, 11))
+    assert result.history["lr"].tolist() == [0.1] * 10 and result.record["lr"] == 0.1
+    assert torch.allclose(model[1].weight, W, atol=1e-6)
+    assert torch.allclose(model[1].bias, b, atol=1e-6)
+    assert "epoch 1/10" in capsys.readouterr().err   # the bar is on by default
+    assert result.record_path is not None            # and so is the result record
+
+
+def test_the_loss_is_checked_every_25_steps_by_default(results_dir):
+    """A NaN input in batch 20 of 30: the check at step 25 sees it, not the one at 50."""
+    torch.manual_seed(0)
+    batches = [(torch.randn(2, 6), torch.tensor([0, 1])) for _ in range(30)]
+    batches[19][0][0, 0] = float("nan")
+    with pytest.raises(TrainingDiverged, match="^the training loss became nan in epoch 1 by "
+                                               "step 25: "):
+        fit(nn.Linear(6, 2), batches, epochs=1, device="cpu", progress=False, record=False)
+
+
 # --- gradient clipping ----------------------------------------------------------------
 
 def test_clipping_matches_a_hand_written_loop_and_counts_clipped_steps(results_dir):
@@ -515,10 +545,19 @@ def test_unwritable_results_dir_is_a_warning_not_a_lost_training(results_dir, mo
     blocker.write_text("a file where the results folder should be")
     monkeypatch.setenv("CNNBOOK_RESULTS_DIR", str(blocker))
     tr, te = _loaders()
-    with pytest.warns(RuntimeWarning, match="could not write the result record"):
+    with pytest.warns(RuntimeWarning, match=r"^fit could not write the result record "
+                      r"'nowhere' \(.+\); the trained model and its FitResult are returned "
+                      r"all the same$") as caught:
         result = fit(_model(), tr, te, epochs=1, lr=0.3, name="nowhere", device="cpu",
                      progress=False)
     assert result.record_path is None and len(result.history) == 1 and result.test_acc > 0
+    # stacklevel=3: the warning names the line that called fit, here this test file; under
+    # mutmut each mutated function is called through its trampoline, which then comes between
+    caller = __file__
+    if "MUTANT_UNDER_TEST" in os.environ:
+        import mutmut.mutation.trampoline as trampoline
+        caller = trampoline.__file__
+    assert [w.filename for w in caught] == [caller]
 
 
 def test_a_rehearsal_caps_epochs_batches_and_evaluation(monkeypatch, results_dir):
@@ -637,6 +676,18 @@ def test_make_scheduler_intervals_and_refusals():
         _make_scheduler(factory, opt, 3, 10)
     ready = torch.optim.lr_scheduler.StepLR(opt, 1)
     assert _make_scheduler(ready, opt, 3, 10) == (ready, False)
+    # the refusals' messages, which a learner reads, in full
+    with pytest.raises(TypeError, match=r"^ReduceLROnPlateau needs a metric at each step, which "
+                       r"fit does not pass: use a callback that calls it, or a schedule factory$"):
+        _make_scheduler(torch.optim.lr_scheduler.ReduceLROnPlateau(opt), opt, 3, 10)
+    other = torch.optim.SGD(_model().parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"^the scheduler was built for another optimiser than "
+                       r"the one fit trains with: pass that optimiser as optimizer=\.\.\., or "
+                       r"pass a schedule factory \(see cnnbook\.train\.schedules\)$"):
+        _make_scheduler(torch.optim.lr_scheduler.StepLR(other, 1), opt, 3, 10)
+    with pytest.raises(TypeError, match=r"^scheduler must be a schedule factory f\(optimizer, "
+                       r"epochs, steps_per_epoch\) or an LRScheduler, got int$"):
+        _make_scheduler(3, opt, 3, 10)
 
 
 def test_lr_in_force_and_its_text_by_group():
@@ -675,7 +726,10 @@ def test_check_outputs_reads_all_labels_of_a_loader_and_refuses_negative_ones():
     logits, y = torch.zeros(2, 3), torch.tensor([0, 2])
     _check_outputs(_model(), logits, y, None)                 # 3 outputs, labels up to 2: fine
     with pytest.raises(ValueError, match=r"^the model gives 3 score\(s\) per example, but the "
-                                         r"labels go up to 3, so it needs at least 4 "):
+                                         r"labels go up to 3, so it needs at least 4 \(one per "
+                                         r"class\): change the last layer '4' \(Linear\(in_"
+                                         r"features=16, out_features=2, bias=True\)\) to have 4 "
+                                         r"outputs \(for example num_classes=4\)$"):
         _check_outputs(_model(), logits, torch.tensor([0, 3]), None)
     images, labels = torch.zeros(3, 1, 8, 8, dtype=torch.uint8), torch.tensor([0, 1, 5])
     loader = TensorLoader(images, labels, 3, device="cpu")
@@ -695,7 +749,12 @@ def test_check_finite_names_epoch_step_and_lr():
     opt = torch.optim.SGD(_model().parameters(), lr=0.25)
     _check_finite(1e30, 1, 1, opt)
     with pytest.raises(TrainingDiverged, match=r"^the training loss became nan in epoch 2 by "
-                                               r"step 7: .*in force then \(0.25\)"):
+                                               r"step 7: training stopped\. The learning rate "
+                                               r"in force then \(0\.25\) is probably too high "
+                                               r"for this model; try a smaller one, or add batch "
+                                               r"normalisation or gradient clipping\. The model "
+                                               r"was given back the weights of the last finished "
+                                               r"epoch\.$"):
         _check_finite(float("nan"), 2, 7, opt)
     with pytest.raises(TrainingDiverged, match="became -inf"):
         _check_finite(float("-inf"), 1, 1, opt)
@@ -719,7 +778,10 @@ def test_record_fields_from_history_and_totals():
             "train_seconds": 4.0, "examples_per_sec": 5.0, "precision": "fp32",
             "clip_grad_norm": 1.5, "interrupted": False, "diverged": False, "note": "x"}
     assert {k: rec[k] for k in want} == want
-    assert rec["torch"] == str(torch.__version__) and rec["device"]
+    assert rec["torch"] == str(torch.__version__) and rec["device"].startswith("cpu (")
+    meta = _record(history, totals, model, torch.device("meta"), tr, "toy", "07", "smoke", 0.3,
+                   "fp32", None, None)
+    assert meta["device"] == "meta"   # the device it was given, not the default one
     assert len(rec["finished"]) == 19 and rec["finished"][4] == "-" and rec["finished"][10] == "T"
     cpu = torch.device("cpu")
     back = _record(history, totals, model, cpu, tr, "toy", None, "smoke", 0.3, "fp32", None,
@@ -742,6 +804,22 @@ def test_accuracy_count_and_len_of_a_loader_without_one():
     logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 0.5, 3.0], [1.0, 4.0, 0.0], [0.0, 0.0, 9.0]])
     assert int(accuracy_count(logits, torch.tensor([0, 2, 0, 1]))) == 2
     assert _len([1, 2, 3]) == 3 and _len(x for x in ()) is None
+
+
+def test_progress_bar_shows_the_epoch_and_its_steps_then_clears_its_line(capsys):
+    from cnnbook.train.loop import _progress
+
+    bar = _progress(8, "epoch 2/5", True)
+    assert bar.mininterval == 0.5 and callable(bar.dynamic_ncols)   # redraws <= 2/s, resizes
+    bar.update(8)
+    bar.close()
+    err = capsys.readouterr().err
+    assert "epoch 2/5:   0%" in err and "| 0/8 [" in err   # desc, total: a percentage
+    assert err.endswith("\r") and "\n" not in err        # leave=False: no line left behind
+    quiet = _progress(8, "epoch 2/5", False)
+    quiet.update(8)
+    quiet.close()
+    assert capsys.readouterr().err == ""
 
 
 # --- notebooks: _in_notebook under a faked IPython, LivePlot on matplotlib's Agg backend ----
@@ -853,3 +931,82 @@ def test_fit_draws_a_live_plot_in_notebooks_or_when_asked(monkeypatch, results_d
     assert fig.axes[0].get_title() == "toy (smoke)"
     assert _lines(fig.axes[0])["test acc"] == result.history["test_acc"].tolist()
     assert not plt.fignum_exists(fig.number)               # closed when fit returns
+
+
+# --- under torchrun, in one process: a Distributed with no process group -------------------
+
+class _RankOfTwo:
+    """cnnbook.train.distributed.Distributed's interface for one of two ranks, without a
+    process group: the other rank holds a copy of this rank's shard, so every global sum is
+    twice the local one. A loader's shard is its first batch."""
+
+    def __init__(self, rank):
+        self.rank, self.world_size, self.device = rank, 2, torch.device("cpu")
+        self.calls, self.wrapped_calls = [], 0
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+    def shard(self, loader, train=True):
+        self.calls.append(("shard", train))
+        return None if loader is None else loader[:1]
+
+    def wrap(self, model):
+        outer = self
+
+        class Wrapped(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.module = model
+
+            def forward(self, x):
+                outer.wrapped_calls += 1
+                return self.module(x)
+
+        return Wrapped()
+
+    def sum(self, *values):
+        return [2 * torch.as_tensor(v, dtype=torch.float64) for v in values]
+
+    def mean(self, total, count):
+        return float(2 * total / (2 * count))
+
+    def evaluate(self, model, test_iter, device, evaluate):
+        self.calls.append("evaluate")
+        return evaluate(model, test_iter, device)
+
+    def barrier(self):
+        self.calls.append("barrier")
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_under_torchrun_fit_trains_on_its_shard_and_only_rank_0_prints_records_and_plots(
+        monkeypatch, results_dir, capsys, rank):
+    """Oracle: one hand-computed SGD step on the shard (the first batch) alone."""
+    import IPython.display
+
+    import cnnbook.train.loop as loop
+
+    ddp, asked = _RankOfTwo(rank), []
+    monkeypatch.setattr(loop, "setup_distributed", lambda device: asked.append(device) or ddp)
+    shown = _FakeDisplay()
+    monkeypatch.setattr(IPython.display, "display", shown)
+    torch.manual_seed(0)
+    batches = [(torch.randn(8, 1, 2, 3), torch.tensor([0, 1, 2, 3, 3, 2, 1, 0])),
+               (torch.randn(8, 1, 2, 3), torch.tensor([1, 1, 1, 1, 2, 2, 2, 2]))]
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 4))
+    W, b = model[1].weight.detach().clone(), model[1].bias.detach().clone()
+    X, y = batches[0]
+    loss0 = float(nn.functional.cross_entropy(X.flatten(1) @ W.T + b, y))
+    result = fit(model, batches, batches, epochs=1, lr=0.5, device="cpu", check_every=1,
+                 progress=rank == 1, record=True, live_plot=True)   # rank 0 asks for no bar
+    gW, gb = _softmax_regression_grad(W, b, X.flatten(1), y)
+    assert torch.allclose(model[1].weight, W - 0.5 * gW, atol=1e-6)
+    assert torch.allclose(model[1].bias, b - 0.5 * gb, atol=1e-6)
+    assert result.history["train_loss"].tolist() == pytest.approx([loss0], rel=1e-5)
+    assert asked == [torch.device("cpu")] and ddp.wrapped_calls == 1   # trained through DDP
+    assert ddp.calls == [("shard", True), ("shard", False), "evaluate", "barrier"]
+    assert capsys.readouterr().err == ""                     # no bar on either rank
+    assert (result.record_path is not None) == (rank == 0)   # rank 0 alone writes
+    assert len(shown.shown) == (rank == 0)                   # and plots
