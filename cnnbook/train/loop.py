@@ -123,11 +123,11 @@ def accuracy_count(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(dim=1) == y).sum()
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, data_iter: Iterable, device=None,
              loss_fn: Callable | None = None) -> dict:
     """Accuracy (and mean loss) of ``model`` on every batch of ``data_iter``, in eval mode
     (on the first N in a rehearsal, ``CNNBOOK_MAX_BATCHES=N``)."""
+    # no_grad as a block, not a decorator: mutmut skips decorated functions (make mutants)
     device = device or next(model.parameters()).device
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     was_training = model.training
@@ -135,19 +135,19 @@ def evaluate(model: nn.Module, data_iter: Iterable, device=None,
     correct = torch.zeros((), device=device)
     loss_sum = torch.zeros((), device=device)
     n = 0
-    for X, y in rehearsal_batches(data_iter):
-        X, y = X.to(device), y.to(device)
-        logits = model(X)
-        correct += accuracy_count(logits, y)
-        loss_sum += loss_fn(logits, y) * len(y)
-        n += len(y)
+    with torch.no_grad():
+        for X, y in rehearsal_batches(data_iter):
+            X, y = X.to(device), y.to(device)
+            logits = model(X)
+            correct += accuracy_count(logits, y)
+            loss_sum += loss_fn(logits, y) * len(y)
+            n += len(y)
     model.train(was_training)
     if n == 0:
         raise ValueError("evaluate() got an empty data iterator")
     return {"acc": correct.item() / n, "loss": loss_sum.item() / n}
 
 
-@torch.no_grad()
 def predict(model: nn.Module, data_iter: Iterable, device=None):
     """Predicted and true labels over a whole loader (for confusion matrices; its first N
     batches in a rehearsal, ``CNNBOOK_MAX_BATCHES=N``)."""
@@ -155,9 +155,10 @@ def predict(model: nn.Module, data_iter: Iterable, device=None):
     was_training = model.training
     model.eval()
     preds, labels = [], []
-    for X, y in rehearsal_batches(data_iter):
-        preds.append(model(X.to(device)).argmax(dim=1).cpu())
-        labels.append(y.cpu())
+    with torch.no_grad():
+        for X, y in rehearsal_batches(data_iter):
+            preds.append(model(X.to(device)).argmax(dim=1).cpu())
+            labels.append(y.cpu())
     model.train(was_training)
     return torch.cat(preds), torch.cat(labels)
 
