@@ -322,6 +322,19 @@ def test_the_loss_is_checked_every_25_steps_by_default(results_dir):
         fit(nn.Linear(6, 2), batches, epochs=1, device="cpu", progress=False, record=False)
 
 
+def test_fit_trains_on_the_device_given_and_asks_get_device_only_without_one(monkeypatch,
+                                                                           results_dir):
+    import cnnbook.train.loop as loop
+
+    asked = []
+    monkeypatch.setattr(loop, "get_device", lambda: asked.append("asked") or torch.device("cpu"))
+    batch = [(torch.randn(4, 6), torch.tensor([0, 1, 1, 0]))]
+    fit(nn.Linear(6, 2), batch, epochs=1, device="cpu", progress=False, record=False)
+    assert asked == []
+    fit(nn.Linear(6, 2), batch, epochs=1, progress=False, record=False)
+    assert asked == ["asked"]
+
+
 # --- gradient clipping ----------------------------------------------------------------
 
 def test_clipping_matches_a_hand_written_loop_and_counts_clipped_steps(results_dir):
@@ -1010,3 +1023,23 @@ def test_under_torchrun_fit_trains_on_its_shard_and_only_rank_0_prints_records_a
     assert capsys.readouterr().err == ""                     # no bar on either rank
     assert (result.record_path is not None) == (rank == 0)   # rank 0 alone writes
     assert len(shown.shown) == (rank == 0)                   # and plots
+
+
+def test_evaluate_and_predict_run_without_autograd_and_leave_it_as_it_was():
+    # no graph is kept for an evaluation pass (memory), and the caller's grad mode survives
+    seen = []
+
+    class Recorder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 2)
+
+        def forward(self, x):
+            seen.append(torch.is_grad_enabled())
+            return self.lin(x)
+
+    data = [(torch.randn(3, 2), torch.tensor([0, 1, 0]))]
+    model = Recorder()
+    evaluate(model, data)
+    predict(model, data)
+    assert seen == [False, False] and torch.is_grad_enabled()
