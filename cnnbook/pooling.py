@@ -80,12 +80,14 @@ class StochasticPool2d(nn.Module):
         if not self.training:
             out = (a * a).sum(dim=1, keepdim=True) / total.clamp_min(torch.finfo(a.dtype).tiny)
             return out.reshape(shape)
-        # inverse-CDF sampling: the first index whose running sum passes u * total
+        # inverse-CDF sampling: the first index whose running sum reaches u * (last sum).
+        # u = 1 - rand lies in (0, 1], so u * last > 0 (a leading zero is never drawn: rand
+        # returns 0 often in half precision) and u * last <= last (the index stays in range).
         device = a.device if self.generator is None else self.generator.device
-        u = torch.rand(total.shape, generator=self.generator, dtype=a.dtype,
-                       device=device).to(a.device)
-        idx = (a.cumsum(dim=1) < u * total).sum(dim=1, keepdim=True)
-        idx = idx.clamp_max(a.shape[1] - 1)  # u * total rounding up past the last sum
+        u = 1 - torch.rand(total.shape, generator=self.generator, dtype=a.dtype,
+                           device=device).to(a.device)
+        cum = a.cumsum(dim=1)
+        idx = (cum < u * cum[:, -1:]).sum(dim=1, keepdim=True)
         return a.gather(1, idx).reshape(shape)
 
 

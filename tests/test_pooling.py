@@ -192,3 +192,84 @@ def test_gradients_match_finite_differences(name):
         layer(x).square().sum().backward()
         opt.step()
         assert not torch.allclose(layer(x), before)
+
+
+# --- edge cases found by mutation testing ---------------------------------------------
+
+def test_window_and_bin_sizes_of_one_are_allowed():
+    x = torch.randn(2, 3, 5, 5)
+    assert torch.allclose(LearnablePool2d(3, 1)(x), F.avg_pool2d(x, 1))  # the identity
+    assert torch.allclose(StochasticPool2d(1).eval()(x.relu()), x.relu())
+    assert adaptive_bins(1, 1) == [(0, 1)]
+    assert adaptive_bins(1, 3) == [(0, 1), (0, 1), (0, 1)]
+    assert adaptive_bins(5, 1) == [(0, 5)]  # global pooling
+    x = torch.randn(1, 1, 1, 5)
+    assert torch.allclose(F.adaptive_avg_pool2d(x, (3, 1)),
+                          torch.full((1, 1, 3, 1), x[0, 0, 0, :5].mean().item()), atol=1e-6)
+
+
+@pytest.mark.parametrize("n,m", [(0, 3), (3, 0), (-1, 2)])
+def test_adaptive_bins_error_names_the_sizes(n, m):
+    with pytest.raises(ValueError, match=f"positive, got in_size={n}, out_size={m}"):
+        adaptive_bins(n, m)
+
+
+def test_stochastic_pool_defaults_to_2x2_windows_with_stride_2():
+    x = _relu_maps(1, 2, 6, 6)
+    pool = StochasticPool2d().eval()
+    assert (pool.kernel_size, pool.stride) == (2, 2)
+    assert pool(x).shape == F.max_pool2d(x, 2).shape == (1, 2, 3, 3)
+
+
+@pytest.mark.parametrize("h,w", [(3, 5), (5, 3)])
+def test_stochastic_rejects_a_map_smaller_than_the_window_in_one_side(h, w):
+    with pytest.raises(ValueError, match="smaller"):
+        StochasticPool2d(4)(torch.ones(1, 1, h, w))
+
+
+def test_stochastic_negative_input_error_tells_to_use_a_relu():
+    with pytest.raises(ValueError, match=r"^stochastic pooling needs non-negative inputs: "
+                                         r"put it after a ReLU$"):
+        StochasticPool2d(2).train()(torch.tensor([[[[1.0, -0.5], [0.0, 2.0]]]]))
+
+
+def test_stochastic_draws_ignore_torchs_default_dtype_and_device():
+    """The draws depend on the generator and the input only, not on global settings."""
+    x = _relu_maps(2, 3, 8, 8)
+
+    def draw():
+        return StochasticPool2d(2, generator=torch.Generator().manual_seed(7)).train()(x)
+
+    ref = draw()
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        assert torch.equal(draw(), ref)
+    finally:
+        torch.set_default_dtype(old)
+    with torch.device("meta"):  # tensors created without a device would land on "meta"
+        assert torch.equal(draw(), ref)
+        torch.manual_seed(1)
+        out = StochasticPool2d(2).train()(x)
+    torch.manual_seed(1)
+    assert out.device == x.device and torch.equal(out, StochasticPool2d(2).train()(x))
+
+
+def test_stochastic_never_draws_a_zero_in_bfloat16():
+    # rand() returns exactly 0 about once in 256 draws in bfloat16: a leading zero of the
+    # window must still have probability 0, and a trailing one too
+    x = torch.tensor([0.0, 1.0, 3.0, 0.0]).view(1, 1, 2, 2).expand(5_000, 1, 2, 2)
+    out = StochasticPool2d(2, generator=torch.Generator().manual_seed(0)).train()(
+        x.to(torch.bfloat16)).flatten()
+    assert not bool((out == 0).any())
+    assert float((out == 1).float().mean()) == pytest.approx(1 / 4, abs=0.03)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_stochastic_cpu_generator_drives_draws_on_a_gpu_input():
+    x = _relu_maps(2, 3, 8, 8)
+
+    def draw(t):
+        return StochasticPool2d(2, generator=torch.Generator().manual_seed(7)).train()(t)
+
+    assert torch.equal(draw(x.cuda()).cpu(), draw(x))
