@@ -310,6 +310,29 @@ def test_fit_defaults_are_ten_epochs_of_plain_sgd_at_lr_0_1_with_a_progress_bar(
     assert torch.allclose(model[1].bias, b, atol=1e-6)
     assert "epoch 1/10" in capsys.readouterr().err   # the bar is on by default
     assert result.record_path is not None            # and so is the result record
+    assert result.record["name"] == "sequential"     # named after the model's class
+    assert result.record["train_seconds"] == pytest.approx(result.history["seconds"].sum())
+
+
+def test_weight_decay_is_the_hand_computed_l2_step_and_cpu_models_go_channels_last(results_dir):
+    """SGD with weight decay wd: W <- W - lr (grad + wd W), biases included (torch's SGD)."""
+    torch.manual_seed(0)
+    X, y = torch.randn(8, 1, 2, 3), torch.tensor([0, 1, 2, 3, 3, 2, 1, 0])
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 4))
+    W, b = model[1].weight.detach().clone(), model[1].bias.detach().clone()
+    fit(model, [(X, y)], epochs=1, lr=0.5, weight_decay=0.1, device="cpu", progress=False,
+        record=False)
+    gW, gb = _softmax_regression_grad(W, b, X.flatten(1), y)
+    assert torch.allclose(model[1].weight, W - 0.5 * (gW + 0.1 * W), atol=1e-6)
+    assert torch.allclose(model[1].bias, b - 0.5 * (gb + 0.1 * b), atol=1e-6)
+    def conv_net():
+        return nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    conv = conv_net()
+    assert not conv[0].weight.is_contiguous(memory_format=torch.channels_last)
+    fit(conv, [(torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 3, 2]))], epochs=1,
+        device="cpu", progress=False, record=False)
+    assert conv[0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_the_loss_is_checked_every_25_steps_by_default(results_dir):
