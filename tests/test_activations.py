@@ -211,3 +211,168 @@ def test_gradient_vanishes_below_agrees_with_dead_fraction_and_its_edge_cases():
     for bad in (dict(lo=0.0, hi=-1.0), dict(lo=-math.inf), dict(points=1), dict(tol=float("nan"))):
         with pytest.raises(ValueError):
             gradient_vanishes_below("gelu", **bad)
+
+
+# --- Mutation-testing follow-ups: defaults, messages, edge cases the tests above skip ---
+
+def test_formula_table_columns_and_empty_parameter_for_fixed_activations():
+    df = formula_table(["relu", "elu"])
+    assert list(df.columns) == ["name", "formula", "parameter", "source"]
+    assert df.loc[0, "parameter"] == "" and df.loc[1, "parameter"] == "alpha = 1"
+    assert df.loc[0, "source"] == "Nair & Hinton 2010"
+
+
+def test_unknown_activation_message_lists_the_choices():
+    with pytest.raises(ValueError, match="choose one of sigmoid, tanh, relu, leaky_relu"):
+        make_activation("softsign")
+
+
+def test_swish_default_beta_is_one_and_repr_shows_beta():
+    assert float(Swish().beta) == 1.0
+    assert "beta=2.5" in repr(Swish(2.5)) and "beta=1)" in repr(Swish())
+
+
+def test_dead_fraction_tolerance_is_inclusive():
+    # ReLU's gradient is exactly 0 on negatives: with tol=0 those units still count as dead
+    assert dead_fraction("relu", -torch.rand(4, 3) - 0.1, tol=0.0) == 1.0
+
+
+def test_gradient_vanishes_below_edge_arguments():
+    # tol=0: ReLU's gradient is exactly 0 on [lo, 0] (torch sets ReLU'(0) = 0), so flat throughout
+    assert gradient_vanishes_below("relu", tol=0.0) == 0.0
+    # a two-point grid is allowed: flat at -50, steep at 0, bisection does the rest
+    s = (1 - math.sqrt(1 - 4e-3)) / 2                              # s (1 - s) = 1e-3
+    assert gradient_vanishes_below("sigmoid", points=2) == pytest.approx(math.log(s / (1 - s)), abs=1e-6)
+    with pytest.raises(ValueError, match=r"need finite lo < hi, got \[1, 1\]"):
+        gradient_vanishes_below("gelu", lo=1.0, hi=1.0)
+    with pytest.raises(ValueError, match="points must be at least 2 and tol a number >= 0"):
+        gradient_vanishes_below("gelu", points=1)
+
+
+def test_gradient_vanishes_below_works_in_float64_for_tiny_tolerances():
+    # sigmoid'(x) = s (1 - s) ~ e^x far left: it exceeds 1e-50 from x = ln(1e-50) ~ -115.13 on,
+    # far below where float32 underflows (about -103)
+    assert gradient_vanishes_below("sigmoid", tol=1e-50, lo=-200.0) == pytest.approx(
+        math.log(1e-50), abs=1e-6)
+
+
+def test_compare_activations_defaults_and_boundaries():
+    out = compare_activations(["relu"])
+    assert out["x"].shape == (601,) and float(out["x"][0]) == -3.0 and float(out["x"][-1]) == 3.0
+    edge = compare_activations(["relu"], -1e4, 1e4, points=2)     # the limits themselves are allowed
+    assert out["x"].dtype == torch.float64 and edge["x"].tolist() == [-1e4, 1e4]
+    # a parameter given for an activation that has none is ignored (the explorer sends them all)
+    assert compare_activations(["relu"], params={"relu": 0.5})["at_minus_1"]["relu"] == 0.0
+    # f(-1) is computed in float64: swish with beta 2 at -1 is -sigmoid(-2) to full precision
+    swish = compare_activations(["swish"], params={"swish": 2.0})
+    assert swish["at_minus_1"]["swish"] == pytest.approx(-1 / (1 + math.exp(2)), rel=1e-13)
+
+
+@pytest.mark.parametrize("kwargs,msg", [
+    (dict(names=[]), "select at least one activation"),
+    (dict(names=["relu"], x_min=-3.0, x_max=float("inf")), r"must be finite numbers, got \[-3, inf\]"),
+    (dict(names=["relu"], x_min=float("nan"), x_max=3.0), "must be finite numbers"),
+    (dict(names=["relu"], x_min=-2e4), "beyond that the curves are straight lines or overflow"),
+    (dict(names=["relu"], points=1), "points must be at least 2"),
+])
+def test_compare_activations_error_messages(kwargs, msg):
+    with pytest.raises(ValueError, match=msg):
+        compare_activations(**kwargs)
+
+
+def test_fwd_bwd_step_returns_the_elapsed_clock_time(monkeypatch):
+    import cnnbook.activations as acts
+
+    clock = iter([10.0, 10.25])
+    monkeypatch.setattr(acts.time, "perf_counter", lambda: next(clock))
+    step = acts._fwd_bwd_step(nn.ReLU(), torch.randn(5))
+    assert step() == pytest.approx(0.25)
+
+
+def test_fwd_bwd_step_waits_for_the_gpu_on_cuda_tensors(monkeypatch):
+    """No GPU needed: a stand-in input that reports a CUDA device, and a recorded synchronize."""
+    import cnnbook.activations as acts
+
+    class FakeCudaInput:
+        device = torch.device("cuda", 0)
+        grad = None
+
+        def detach(self):
+            return self
+
+        clone = detach
+
+        def requires_grad_(self, flag):
+            return self
+
+    out = torch.zeros(3, requires_grad=True)
+    synced = []
+    monkeypatch.setattr(acts.torch.cuda, "synchronize", lambda device=None: synced.append(device))
+    acts._fwd_bwd_step(lambda x: out, FakeCudaInput())()
+    assert synced == [torch.device("cuda", 0)]
+    assert out.grad.tolist() == [1.0, 1.0, 1.0]       # backward ran with a gradient of ones
+
+
+def _recording_steps(monkeypatch):
+    """Replace _fwd_bwd_step by one that records its module and input and counts the calls."""
+    import cnnbook.activations as acts
+
+    seen = {"calls": 0, "made": []}
+
+    def fake_step(f, x):
+        seen["made"].append((f, x))
+
+        def step():
+            seen["calls"] += 1
+            return 0.001
+
+        return step
+
+    monkeypatch.setattr(acts, "_fwd_bwd_step", fake_step)
+    return seen
+
+
+def test_time_activations_defaults_one_warmup_and_five_repeats(monkeypatch):
+    seen = _recording_steps(monkeypatch)
+    time_activations(["relu"], numel=8)
+    assert seen["calls"] == 1 + 5
+    seen["calls"] = 0
+    time_activations(["relu", "gelu"], numel=8, repeats=1, warmup=3)    # repeats = 1 is allowed
+    assert seen["calls"] == 2 * (3 + 1)
+
+
+def test_time_activations_input_is_seeded_and_of_the_asked_size(monkeypatch):
+    seen = _recording_steps(monkeypatch)
+    torch.manual_seed(1234)            # the global generator must not matter
+    time_activations(["relu"], numel=1)                  # numel = 1 is allowed
+    time_activations(["relu"], numel=16, seed=0)
+    time_activations(["relu"], numel=16)
+    time_activations(["relu"], numel=16, seed=3)
+    xs = [x for _, x in seen["made"]]
+    assert xs[0].shape == (1,)
+    assert torch.equal(xs[1], torch.randn(16, generator=torch.Generator().manual_seed(0)))
+    assert torch.equal(xs[2], xs[1])                     # seed 0 is the default
+    assert torch.equal(xs[3], torch.randn(16, generator=torch.Generator().manual_seed(3)))
+
+
+def test_time_activations_moves_input_and_module_to_the_device(monkeypatch):
+    seen = _recording_steps(monkeypatch)
+    time_activations(["prelu"], numel=4, repeats=1, device="meta")
+    f, x = seen["made"][0]
+    assert x.device.type == "meta" and f.weight.device.type == "meta"
+    time_activations(["prelu"], numel=4, repeats=1)
+    f, x = seen["made"][1]
+    assert x.device.type == "cpu" and f.weight.device.type == "cpu"
+
+
+def test_time_activations_table_index_and_errors(monkeypatch):
+    import cnnbook.activations as acts
+
+    times = {nn.ReLU: 0.002, nn.GELU: 0.001, nn.Mish: 0.003}
+    monkeypatch.setattr(acts, "_fwd_bwd_step", lambda f, x: (lambda: times[type(f)]))
+    df = time_activations(["relu", "gelu", "mish"], numel=8, repeats=1)
+    assert list(df["activation"]) == ["gelu", "relu", "mish"] and list(df.index) == [0, 1, 2]
+    assert list(df.columns) == ["activation", "ms", "vs relu"]
+    for bad in (dict(repeats=0), dict(numel=0)):
+        with pytest.raises(ValueError, match="repeats and numel must be positive"):
+            time_activations(["relu"], **bad)
