@@ -245,7 +245,7 @@ def test_gradient_vanishes_below_edge_arguments():
     assert gradient_vanishes_below("sigmoid", points=2) == pytest.approx(math.log(s / (1 - s)), abs=1e-6)
     with pytest.raises(ValueError, match=r"need finite lo < hi, got \[1, 1\]"):
         gradient_vanishes_below("gelu", lo=1.0, hi=1.0)
-    with pytest.raises(ValueError, match="points must be at least 2 and tol a number >= 0"):
+    with pytest.raises(ValueError, match="^points must be at least 2 and tol a number >= 0$"):
         gradient_vanishes_below("gelu", points=1)
 
 
@@ -269,11 +269,11 @@ def test_compare_activations_defaults_and_boundaries():
 
 
 @pytest.mark.parametrize("kwargs,msg", [
-    (dict(names=[]), "select at least one activation"),
+    (dict(names=[]), "^select at least one activation$"),
     (dict(names=["relu"], x_min=-3.0, x_max=float("inf")), r"must be finite numbers, got \[-3, inf\]"),
     (dict(names=["relu"], x_min=float("nan"), x_max=3.0), "must be finite numbers"),
-    (dict(names=["relu"], x_min=-2e4), "beyond that the curves are straight lines or overflow"),
-    (dict(names=["relu"], points=1), "points must be at least 2"),
+    (dict(names=["relu"], x_min=-2e4), "beyond that the curves are straight lines or overflow$"),
+    (dict(names=["relu"], points=1), "^points must be at least 2$"),
 ])
 def test_compare_activations_error_messages(kwargs, msg):
     with pytest.raises(ValueError, match=msg):
@@ -374,5 +374,5 @@ def test_time_activations_table_index_and_errors(monkeypatch):
     assert list(df["activation"]) == ["gelu", "relu", "mish"] and list(df.index) == [0, 1, 2]
     assert list(df.columns) == ["activation", "ms", "vs relu"]
     for bad in (dict(repeats=0), dict(numel=0)):
-        with pytest.raises(ValueError, match="repeats and numel must be positive"):
+        with pytest.raises(ValueError, match="^repeats and numel must be positive$"):
             time_activations(["relu"], **bad)
