@@ -45,3 +45,13 @@ def test_every_broad_module_and_its_test_files_exist(mutants):
         assert (root / src).is_file(), name
         for test in (tests,) if isinstance(tests, str) else tests:
             assert (root / test).is_file(), f"{name}: {test}"
+
+
+def test_every_accepted_survivor_has_a_reason_a_broad_module_and_is_not_also_equivalent(mutants):
+    accepted = mutants.equivalents(mutants.ACCEPTED_FILE)
+    modules = {src[:-3].replace("/", ".") for src, _ in mutants.BROAD.values()}
+    assert accepted, "tools/mutants_accepted.txt is read"
+    for name, reason in accepted.items():
+        assert name.split(".x", 1)[0].split(".xǁ", 1)[0] in modules, name
+        assert len(reason.split()) >= 5, f"{name}: say what differs and what would kill it"
+        assert name not in mutants.equivalents(), f"{name} is listed as equivalent too"
