@@ -77,7 +77,9 @@ def test_attention_equals_nn_multihead_attention(dim, heads, n):
     out, w = ours(x)
     ref_out, ref_w = mha(x, x, x, need_weights=True, average_attn_weights=True)
     assert w.shape == (3, heads, n, n)
-    assert torch.allclose(out, ref_out, atol=1e-6)
+    # outputs reach |10| here: float32 sums of that size differ in the 6th digit between
+    # kernels (5.5e-6 seen on one host), so the output is compared at 1e-5; weights at 1e-6
+    assert torch.allclose(out, ref_out, atol=1e-5)
     assert torch.allclose(w.mean(1), ref_w, atol=1e-6)
     _, per_head = mha(x, x, x, need_weights=True, average_attn_weights=False)
     assert torch.allclose(w, per_head, atol=1e-6)
@@ -85,7 +87,7 @@ def test_attention_equals_nn_multihead_attention(dim, heads, n):
     assert none is None and torch.allclose(fast, ref_out, atol=1e-5)
     ours.fused = False
     slow, none = ours(x, need_weights=False)   # written out, weights not returned
-    assert none is None and torch.allclose(slow, ref_out, atol=1e-6)
+    assert none is None and torch.allclose(slow, ref_out, atol=1e-5)
 
 
 def test_attention_gradients_equal_torchs():
