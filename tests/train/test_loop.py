@@ -1,4 +1,5 @@
 import json
+import math
 import os
 
 import pandas as pd
@@ -1066,3 +1067,18 @@ def test_evaluate_and_predict_run_without_autograd_and_leave_it_as_it_was():
     evaluate(model, data)
     predict(model, data)
     assert seen == [False, False] and torch.is_grad_enabled()
+
+
+def test_evaluate_refuses_an_empty_loader_and_scores_a_single_example():
+    # an empty loader is a mistake to name (not a ZeroDivisionError); one example is fine
+    model = nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(2))
+        model.bias.zero_()
+    with pytest.raises(ValueError, match=r"^evaluate\(\) got an empty data iterator$"):
+        evaluate(model, [])
+    x, y = torch.tensor([[3.0, 1.0]]), torch.tensor([0])
+    out = evaluate(model, [(x, y)])
+    # logits (3, 1): right class, cross-entropy log(1 + e^-2) worked out by hand
+    assert out["acc"] == 1.0
+    assert out["loss"] == pytest.approx(math.log(1 + math.exp(-2)), rel=1e-6)
