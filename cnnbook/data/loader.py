@@ -178,7 +178,10 @@ class TensorLoader:
 
     def __iter__(self):
         n = len(self.labels)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        # drawn where the generator lives, whatever default device the caller has set
+        where = self.generator.device
+        order = (torch.randperm(n, generator=self.generator, device=where) if self.shuffle
+                 else torch.arange(n, device=where))
         order = order.to(self.device)
         for b in range(len(self)):
             idx = order[b * self.batch_size:(b + 1) * self.batch_size]

@@ -127,6 +127,20 @@ def test_every_example_exactly_once_with_its_own_image(shuffle, n, batch, sizes)
     assert [len(y) for _, y in dropped] == [batch] * (n // batch) == [batch] * len(dropped)
 
 
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_a_default_device_the_caller_set_does_not_move_the_order(shuffle):
+    # torch.set_default_device("cuda") in a notebook must not send the shuffle to the GPU
+    # with a CPU generator (an error there); "meta" stands in for the accelerator here
+    images, ids = _numbered(10)
+    expected = [y.tolist() for _, y in TensorLoader(images, ids, 4, shuffle=shuffle,
+                                                    device="cpu", seed=3)]
+    loader = TensorLoader(images, ids, 4, shuffle=shuffle, device="cpu", seed=3)
+    with torch.device("meta"):
+        got = [y.tolist() for _, y in loader]
+    assert got == expected
+
+
 # --- augmentation: really done in training, never in evaluation -----------------------------
 
 def _dots(n=64, s=6):
