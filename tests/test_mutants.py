@@ -43,7 +43,8 @@ def test_every_broad_module_and_its_test_files_exist(mutants):
     root = mutants.ROOT
     for name, (src, tests) in mutants.BROAD.items():
         assert (root / src).is_file(), name
-        for test in (tests,) if isinstance(tests, str) else tests:
+        assert isinstance(tests, tuple) and tests, f"{name}: a tuple of test files"
+        for test in tests:
             assert (root / test).is_file(), f"{name}: {test}"
 
 

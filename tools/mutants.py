@@ -300,7 +300,7 @@ def run(mutants, timeout: float = 600.0, baseline: bool = True, verbose: bool = 
 
 # --- the broad run: every mutant mutmut can make of a module ------------------------------
 
-#: module set for ``--broad``: name -> (source file, the test file or files that cover it)
+#: module set for ``--broad``: name -> (source file, (the test files that cover it,))
 BROAD = {
     # fit is also tested where its features are (checkpoints, callbacks, precision,
     # optimisers, recipes); test_distributed and test_resume run fit in child processes,
@@ -312,12 +312,12 @@ BROAD = {
                                        "tests/train/test_optim.py",
                                        "tests/train/test_recipes.py",
                                        "tests/train/test_lookahead.py")),
-    "loader": ("cnnbook/data/loader.py", "tests/data/test_loader.py"),
-    "profiling": ("cnnbook/profiling.py", "tests/test_profiling.py"),
-    "activations": ("cnnbook/activations.py", "tests/test_activations.py"),
-    "pooling": ("cnnbook/pooling.py", "tests/test_pooling.py"),
-    "resnet": ("cnnbook/models/resnet.py", "tests/models/test_resnet.py"),
-    "widgets_base": ("cnnbook/widgets/base.py", "tests/widgets/test_base.py"),
+    "loader": ("cnnbook/data/loader.py", ("tests/data/test_loader.py",)),
+    "profiling": ("cnnbook/profiling.py", ("tests/test_profiling.py",)),
+    "activations": ("cnnbook/activations.py", ("tests/test_activations.py",)),
+    "pooling": ("cnnbook/pooling.py", ("tests/test_pooling.py",)),
+    "resnet": ("cnnbook/models/resnet.py", ("tests/models/test_resnet.py",)),
+    "widgets_base": ("cnnbook/widgets/base.py", ("tests/widgets/test_base.py",)),
 }
 BROAD_DIR = ROOT / "build" / "mutmut"   # git-ignored; `mutmut browse` there shows each mutant
 #: mutmut's survivors that change no behaviour: "<mutant name>  <one-line reason>" per line
@@ -377,7 +377,7 @@ def broad(names, max_children: int = 2, quiet: str | None = None,
 
     files = [(src, test) for n in names
              for src, tests in [BROAD[n]]
-             for test in ((tests,) if isinstance(tests, str) else tests)]
+             for test in tests]
     work = BROAD_DIR / ("-".join(names) + (f"-{tag}" if tag else ""))   # runs can coexist
     if work.exists():
         shutil.rmtree(work)
