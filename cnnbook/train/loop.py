@@ -132,20 +132,18 @@ def evaluate(model: nn.Module, data_iter: Iterable, device=None,
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     was_training = model.training
     model.eval()
-    correct = torch.zeros((), device=device)
-    loss_sum = torch.zeros((), device=device)
-    n = 0
+    correct = loss_sum = n = 0   # the sums become tensors on the device at the first batch
     with torch.no_grad():
         for X, y in rehearsal_batches(data_iter):
             X, y = X.to(device), y.to(device)
             logits = model(X)
-            correct += accuracy_count(logits, y)
+            correct += accuracy_count(logits, y)   # no sync with the device until the end
             loss_sum += loss_fn(logits, y) * len(y)
             n += len(y)
     model.train(was_training)
     if n == 0:
         raise ValueError("evaluate() got an empty data iterator")
-    return {"acc": correct.item() / n, "loss": loss_sum.item() / n}
+    return {"acc": float(correct) / n, "loss": float(loss_sum) / n}
 
 
 def predict(model: nn.Module, data_iter: Iterable, device=None):

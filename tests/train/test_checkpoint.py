@@ -83,7 +83,7 @@ def test_checkpoint_path_must_be_a_folder(tmp_path):
 
 # --- fit with checkpoints --------------------------------------------------------------
 
-def _loaders(seed=0):
+def _loaders(seed=0, batch=32):
     g = torch.Generator().manual_seed(7)
     y = torch.randint(0, 3, (192,), generator=g)
     x = torch.randint(0, 90, (192, 1, 8, 8), generator=g)
@@ -91,7 +91,8 @@ def _loaders(seed=0):
         x[y == c, :, c * 2:c * 2 + 3] += 60
     x = x.to(torch.uint8)
     aug = BatchTransform(flip=True, crop_padding=1)
-    return (TensorLoader(x, y, 32, shuffle=True, transform=aug, train=True, device="cpu", seed=seed),
+    return (TensorLoader(x, y, batch, shuffle=True, transform=aug, train=True, device="cpu",
+                         seed=seed),
             TensorLoader(x[:64], y[:64], 32, device="cpu"))
 
 
@@ -116,10 +117,10 @@ class _Net(nn.Module):
         return self.body(x)
 
 
-def _run(folder, interrupt_at=None, epochs=4, width=4, **kwargs):
+def _run(folder, interrupt_at=None, epochs=4, width=4, batch=32, **kwargs):
     seed_everything(0)
     model = _Net(width, interrupt_at)
-    tr, te = _loaders()
+    tr, te = _loaders(batch=batch)
     settings = dict(epochs=epochs, optimizer=optim.sgd(momentum=0.9, weight_decay=5e-4), lr=0.2,
                     scheduler=schedules.one_cycle(), callbacks=[EarlyStopping(patience=50)],
                     checkpoint=folder, device="cpu", progress=False, record=False, name="ckpt")
@@ -141,12 +142,15 @@ def test_interrupted_then_resumed_equals_uninterrupted_bit_for_bit(tmp_path):
     model, part = _run(tmp_path / "run", interrupt_at=steps + 4, epochs=3)   # in epoch 2
     assert part.interrupted and len(part.history) == 1
     assert (tmp_path / "run" / "last.pt").exists() and (tmp_path / "run" / "best.pt").exists()
+    saved = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert 0 < saved["totals"]["wall"] <= part.seconds   # epoch 1's time is in the checkpoint
     model, resumed = _run(tmp_path / "run", epochs=3)   # fresh model and loaders: resumes at 2
     assert model.calls == 2 * steps               # trained only epochs 2 and 3
+    assert resumed.seconds > saved["totals"]["wall"]   # and counts on from it
     _same_run(ref_model, ref, model, resumed)
 
 
-def test_best_holds_the_best_epoch_and_a_finished_run_is_not_trained_again(tmp_path):
+def test_best_holds_the_best_epoch_and_a_finished_run_is_not_trained_again(tmp_path, capsys):
     model, result = _run(tmp_path / "run", epochs=3)
     best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
     accs = result.history["test_acc"].tolist()
@@ -160,9 +164,34 @@ def test_best_holds_the_best_epoch_and_a_finished_run_is_not_trained_again(tmp_p
     tr, te = _loaders()
     stored = fit(again, tr, te, epochs=3, optimizer=optim.sgd(momentum=0.9, weight_decay=5e-4),
                  lr=0.2, scheduler=schedules.one_cycle(), callbacks=[EarlyStopping(patience=50)],
-                 checkpoint=tmp_path / "run", device="cpu", progress=False, record=False,
+                 checkpoint=tmp_path / "run", device="cpu", progress=True, record=False,
                  name="ckpt")
     _same_run(model, result, again, stored)
+    assert capsys.readouterr().out == (
+        f"fit: {tmp_path / 'run' / 'last.pt'} holds this run, finished: returning its result "
+        "without training (delete the folder to train again)\n")
+
+
+def test_a_run_a_callback_stopped_is_not_trained_on_when_resumed(tmp_path):
+    """Stopped by a callback at epoch 2 of 4, then the process died before the final save:
+    resuming must not train the epochs the callback had cut off."""
+    class StopAtEpoch2:
+        crash = True
+
+        def __call__(self, row, model, opt):
+            return row["epoch"] == 2
+
+        def on_fit_end(self, model, opt, history):
+            if self.crash:
+                raise RuntimeError("the power went off")
+
+    stopper = StopAtEpoch2()
+    with pytest.raises(RuntimeError, match="power"):
+        _run(tmp_path / "run", epochs=4, callbacks=[EarlyStopping(patience=50), stopper])
+    stopper.crash = False
+    model, resumed = _run(tmp_path / "run", epochs=4,
+                          callbacks=[EarlyStopping(patience=50), stopper])
+    assert model.calls == 0 and resumed.history["epoch"].tolist() == [1, 2]
 
 
 def test_another_model_or_run_is_refused_with_the_difference(tmp_path):
@@ -175,6 +204,34 @@ def test_another_model_or_run_is_refused_with_the_difference(tmp_path):
         _run(tmp_path / "run", epochs=1, optimizer="adam")
     with pytest.raises(CheckpointMismatch, match="stateful_callbacks"):
         _run(tmp_path / "run", epochs=1, callbacks=[])
+
+
+@pytest.mark.parametrize("change, difference", [
+    ({"lr": 0.1}, "lr: checkpoint has 0.2, this run has 0.1"),
+    ({"name": "other"}, "name: checkpoint has 'ckpt', this run has 'other'"),
+    ({"batch": 48}, "batch_size: checkpoint has 32, this run has 48"),
+    ({"scheduler": None}, "scheduler: checkpoint has 'one_cycle"),
+    ({"precision": "bf16"}, "precision: checkpoint has 'fp32', this run has 'bf16'"),
+    ({"clip_grad_norm": 1.0}, "clip_grad_norm: checkpoint has None, this run has 1.0"),
+    ({"loss_fn": nn.functional.cross_entropy},
+     "loss_fn: checkpoint has 'CrossEntropyLoss()', this run has 'cross_entropy'"),
+])
+def test_each_setting_of_the_run_is_named_when_it_differs_on_resume(tmp_path, change, difference):
+    _run(tmp_path / "run", epochs=1)
+    with pytest.raises(CheckpointMismatch) as refused:
+        _run(tmp_path / "run", epochs=1, **change)
+    assert f"\n  {difference}" in str(refused.value)
+
+
+def test_without_a_test_set_best_keeps_the_lowest_training_loss(tmp_path):
+    seed_everything(0)
+    tr, _ = _loaders()
+    result = fit(_Net(), tr, epochs=3, lr=0.2, checkpoint=tmp_path / "run", device="cpu",
+                 progress=False, record=False)
+    losses = result.history["train_loss"].tolist()
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert best["best"] == {"monitor": "train_loss", "value": min(losses),
+                            "epoch": losses.index(min(losses)) + 1}
 
 
 def test_differences_lists_each_changed_setting():

@@ -1,6 +1,7 @@
 import json
 import math
 import os
+import time
 
 import pandas as pd
 import pytest
@@ -33,12 +34,29 @@ def _loaders():
             TensorLoader(x[:128], y[:128], 64, device="cpu"))
 
 
+class _Spy(nn.Module):
+    """``inner`` with a spy in front: ``record(spy, x)`` sees each batch (and the spy's
+    mode) before ``inner`` computes on it."""
+
+    def __init__(self, inner: nn.Module, record):
+        super().__init__()
+        self.inner, self.record = inner, record
+
+    def forward(self, x):
+        self.record(self, x)
+        return self.inner(x)
+
+
 def test_fit_learns_and_records(results_dir):
     seed_everything(0)
     tr, te = _loaders()
+    started = time.perf_counter()
     result = fit(_model(), tr, te, epochs=3, lr=0.5, name="toy", chapter="00", profile="smoke",
                  device="cpu", progress=False)
+    elapsed = time.perf_counter() - started
     hist = result.history
+    # the times are measured, within the call's own wall time (the oracle: a clock outside)
+    assert 0 < hist["seconds"].sum() <= result.seconds <= elapsed
     assert isinstance(hist, pd.DataFrame) and list(hist["epoch"]) == [1, 2, 3]
     assert {"train_loss", "train_acc", "test_acc", "seconds", "examples_per_sec"} <= set(hist)
     assert result.test_acc > 0.95
@@ -46,7 +64,9 @@ def test_fit_learns_and_records(results_dir):
     rec = json.loads(result.record_path.read_text())
     assert result.record_path == results_dir / "smoke" / "00-toy.json"
     assert rec["test_acc"] == result.test_acc and rec["profile"] == "smoke" and rec["epochs"] == 3
-    assert rec["examples_per_sec"] > 0 and rec["params"] == sum(p.numel() for p in _model().parameters())
+    assert rec["params"] == sum(p.numel() for p in _model().parameters())
+    # throughput: the 3 x 512 examples trained on, over the epochs' measured seconds
+    assert rec["examples_per_sec"] == pytest.approx(3 * 512 / hist["seconds"].sum(), rel=1e-9)
 
 
 def test_record_keeps_the_best_epoch_beside_the_last():
@@ -150,20 +170,10 @@ def test_evaluate_gives_the_mean_cross_entropy_and_accuracy_over_all_examples():
 @pytest.mark.parametrize("mode", [True, False])
 def test_evaluate_and_predict_run_in_eval_mode_and_restore_the_mode(helper, mode):
     seen = []
-
-    class Spy(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = _model()
-
-        def forward(self, x):
-            seen.append(self.training)
-            return self.net(x)
-
-    model = Spy().train(mode)
+    model = _Spy(_model(), lambda spy, x: seen.append(spy.training)).train(mode)
     helper(model, _uneven_split()[2])
     assert seen and not any(seen)                 # every batch in eval mode
-    assert model.training is mode and model.net[0].training is mode
+    assert model.training is mode and model.inner[0].training is mode
 
 
 # --- init_weights against the schemes' own formulas ----------------------------------------
@@ -261,18 +271,12 @@ def test_fit_trains_in_training_mode_every_epoch(results_dir):
     """evaluate() switches to eval mode after each epoch: fit must switch back."""
     flags = []
 
-    class Spy(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = _model()
-
-        def forward(self, x):
-            if torch.is_grad_enabled():   # a training step, not evaluate()
-                flags.append(self.training)
-            return self.net(x)
+    def record(spy, x):
+        if torch.is_grad_enabled():   # a training step, not evaluate()
+            flags.append(spy.training)
 
     tr, te = _loaders()
-    model = Spy().eval()
+    model = _Spy(_model(), record).eval()
     fit(model, tr, te, epochs=2, lr=0.1, device="cpu", progress=False, record=False)
     assert len(flags) == 2 * len(tr) and all(flags)
 
@@ -389,6 +393,7 @@ def test_clipping_matches_a_hand_written_loop_and_counts_clipped_steps(results_d
             opt.step()
         fractions.append(clipped / steps)
     assert result.history["clipped"].tolist() == pytest.approx(fractions)
+    assert result.record["clip_grad_norm"] == max_norm
     assert 0 < sum(fractions) < 2   # some steps clipped, some not: the count is tested
     for a, b in zip(model.parameters(), reference.parameters()):
         assert torch.allclose(a, b, atol=1e-5)
@@ -638,29 +643,24 @@ def test_a_rehearsal_cuts_each_batch_fit_evaluate_and_predict_use(monkeypatch):
     batches = [(X[i:i + 16], y[i:i + 16]) for i in range(0, 40, 16)]   # 16, 16, 8
     seen = []
 
-    class Spy(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lin = nn.Linear(4, 4)
-
-        def forward(self, x):
-            seen.append(x.detach().clone())
-            return self.lin(x.flatten(1))
+    def spied_model():
+        return _Spy(nn.Sequential(nn.Flatten(), nn.Linear(4, 4)),
+                    lambda spy, x: seen.append(x.detach().clone()))
 
     monkeypatch.delenv("CNNBOOK_MAX_BATCHES", raising=False)
     monkeypatch.setenv("CNNBOOK_MAX_BATCH_SIZE", "5")
-    fit(Spy(), batches, batches, epochs=1, lr=0.1, device="cpu", progress=False, record=False,
-        live_plot=False)
+    fit(spied_model(), batches, batches, epochs=1, lr=0.1, device="cpu", progress=False,
+        record=False, live_plot=False)
     assert seen and {len(x) for x in seen} == {5}
     firsts = torch.cat([X[0:5], X[16:21], X[32:37]])
     assert all(any(torch.equal(x, f) for f in firsts.split(5)) for x in seen)
-    preds, labels = predict(Spy(), batches)
+    preds, labels = predict(spied_model(), batches)
     assert torch.equal(labels, torch.cat([y[0:5], y[16:21], y[32:37]]))
     seen.clear()
-    evaluate(Spy(), batches)
+    evaluate(spied_model(), batches)
     assert [len(x) for x in seen] == [5, 5, 5]
     monkeypatch.delenv("CNNBOOK_MAX_BATCH_SIZE")
-    assert len(predict(Spy(), batches)[0]) == 40
+    assert len(predict(spied_model(), batches)[0]) == 40
 
 
 # --- the small helpers, called directly (found by python tools/mutants.py --broad loop) ----
@@ -682,11 +682,22 @@ def test_check_arguments_accepts_the_boundaries_and_refuses_just_past_them():
              ({"weight_decay": "0"}, TypeError, r"^weight_decay must be a number, got '0' \(str\)$"),
              ({"clip_grad_norm": -1.0}, ValueError, "^clip_grad_norm must be a finite number > 0"),
              ({"model": "resnet"}, TypeError, "^model must be a torch.nn.Module, got str$"),
-             ({"train_iter": None}, TypeError, "^train_iter must be an iterable of"),
-             ({"test_iter": iter(data)}, TypeError, r"^test_iter is a one-shot iterator \(list_iterator\)")]
+             ({"train_iter": 42}, TypeError, r"^train_iter must be an iterable of \(X, y\) batches "
+              r"such as a TensorLoader or DataLoader, got int$"),
+             ({"test_iter": iter(data)}, TypeError, r"^test_iter is a one-shot iterator "
+              r"\(list_iterator\), but fit goes over the data once per epoch: pass the loader "
+              r"itself \(a TensorLoader, a DataLoader, or a list of \(X, y\) batches\)$")]
     for change, error, message in cases:
         with pytest.raises(error, match=message.replace("(an int)", r"\(an int\)")):
             _check_arguments(**{**ok, **change})
+
+    class OldStyleSequence:   # iterable through __getitem__ alone, as Python allows
+        def __getitem__(self, i):
+            return data[i]
+
+    _check_arguments(**{**ok, "train_iter": OldStyleSequence(), "test_iter": OldStyleSequence()})
+    # what it accepts, fit can use
+    fit(model, OldStyleSequence(), epochs=1, device="cpu", progress=False, record=False)
 
 
 def test_make_scheduler_intervals_and_refusals():
@@ -1010,7 +1021,7 @@ class _RankOfTwo:
         return float(2 * total / (2 * count))
 
     def evaluate(self, model, test_iter, device, evaluate):
-        self.calls.append("evaluate")
+        self.calls.append(("evaluate", device))
         return evaluate(model, test_iter, device)
 
     def barrier(self):
@@ -1043,7 +1054,8 @@ def test_under_torchrun_fit_trains_on_its_shard_and_only_rank_0_prints_records_a
     assert torch.allclose(model[1].bias, b - 0.5 * gb, atol=1e-6)
     assert result.history["train_loss"].tolist() == pytest.approx([loss0], rel=1e-5)
     assert asked == [torch.device("cpu")] and ddp.wrapped_calls == 1   # trained through DDP
-    assert ddp.calls == [("shard", True), ("shard", False), "evaluate", "barrier"]
+    assert ddp.calls == [("shard", True), ("shard", False), ("evaluate", torch.device("cpu")),
+                         "barrier"]
     assert capsys.readouterr().err == ""                     # no bar on either rank
     assert (result.record_path is not None) == (rank == 0)   # rank 0 alone writes
     assert len(shown.shown) == (rank == 0)                   # and plots
@@ -1052,18 +1064,8 @@ def test_under_torchrun_fit_trains_on_its_shard_and_only_rank_0_prints_records_a
 def test_evaluate_and_predict_run_without_autograd_and_leave_it_as_it_was():
     # no graph is kept for an evaluation pass (memory), and the caller's grad mode survives
     seen = []
-
-    class Recorder(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lin = nn.Linear(2, 2)
-
-        def forward(self, x):
-            seen.append(torch.is_grad_enabled())
-            return self.lin(x)
-
     data = [(torch.randn(3, 2), torch.tensor([0, 1, 0]))]
-    model = Recorder()
+    model = _Spy(nn.Linear(2, 2), lambda spy, x: seen.append(torch.is_grad_enabled()))
     evaluate(model, data)
     predict(model, data)
     assert seen == [False, False] and torch.is_grad_enabled()
@@ -1082,3 +1084,96 @@ def test_evaluate_refuses_an_empty_loader_and_scores_a_single_example():
     # logits (3, 1): right class, cross-entropy log(1 + e^-2) worked out by hand
     assert out["acc"] == 1.0
     assert out["loss"] == pytest.approx(math.log(1 + math.exp(-2)), rel=1e-6)
+
+
+# --- devices: the meta device stands in for an accelerator ---------------------------------
+# A model on "meta" has parameters with shapes and no data: what reaches it shows where
+# fit, evaluate and predict put each batch. Reading a number back (.item()) is impossible
+# there, so each call ends in that error, after the spies have seen the batch.
+
+def _device_spies():
+    seen = {}
+    model = _Spy(nn.Linear(2, 3, device="meta"), lambda spy, x: seen.update(X=x.device))
+
+    def loss_fn(logits, y):
+        seen["y"] = y.device
+        return nn.functional.cross_entropy(logits, y)
+
+    return model, loss_fn, seen
+
+
+_CPU_BATCHES = [(torch.randn(4, 2), torch.tensor([0, 1, 2, 0]))]
+_META = torch.device("meta")
+
+
+def test_evaluate_moves_images_and_labels_to_the_models_device_by_default():
+    model, loss_fn, seen = _device_spies()
+    with pytest.raises(RuntimeError, match="cannot be called on meta tensors"):
+        evaluate(model, _CPU_BATCHES, loss_fn=loss_fn)
+    assert seen == {"X": _META, "y": _META}
+
+
+def test_predict_moves_images_to_the_models_device_by_default():
+    model, _, seen = _device_spies()
+    with pytest.raises(NotImplementedError, match="meta tensor"):   # .cpu() of the predictions
+        predict(model, _CPU_BATCHES)
+    assert seen == {"X": _META}
+
+
+def test_fit_moves_the_model_and_each_batch_to_the_device_it_trains_on():
+    seen = {}
+    model = _Spy(nn.Linear(2, 3), lambda spy, x: seen.update(X=x.device))   # on the CPU
+    with pytest.raises(RuntimeError, match="cannot be called on meta tensors"):
+        fit(model, _CPU_BATCHES, epochs=1, device="meta", progress=False, record=False)
+    assert seen == {"X": _META}   # the labels' check (.item()) ends the stand-in run here
+    assert {p.device for p in model.parameters()} == {_META}
+
+
+# --- what the progress bar shows, and parameters a step does not reach ---------------------
+
+def test_the_bar_shows_the_running_mean_loss_and_accuracy(capsys):
+    torch.manual_seed(0)
+    X, y = torch.randn(8, 1, 2, 3), torch.tensor([0, 1, 2, 3, 3, 2, 1, 0])
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 4))
+    W, b = model[1].weight.detach().clone(), model[1].bias.detach().clone()
+    logits = X.flatten(1) @ W.T + b   # the one batch, before its step: what the bar reports
+    loss = float(nn.functional.cross_entropy(logits, y))
+    acc = float((logits.argmax(1) == y).float().mean())
+    fit(model, [(X, y)], epochs=1, device="cpu", check_every=1, record=False)
+    err = capsys.readouterr().err
+    assert f"loss={loss:.3f}" in err and f"acc={acc:.3f}" in err
+
+
+def test_a_parameter_without_a_gradient_is_not_moved_by_momentum_or_weight_decay(results_dir):
+    """zero_grad(set_to_none=True): a parameter a step does not use (a block stochastic depth
+    dropped, a head of another task) has no gradient, and SGD skips it. Zeroed gradients
+    instead would let momentum and weight decay move it. Oracle: its value after step 1."""
+    torch.manual_seed(0)
+
+    class FirstBatchOnly(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin, self.extra, self.calls = nn.Linear(6, 4), nn.Parameter(torch.ones(4)), 0
+
+        def forward(self, x):
+            self.calls += 1
+            out = self.lin(x.flatten(1))
+            return out + self.extra if self.calls == 1 else out
+
+    class AfterEachStep:
+        def __init__(self):
+            self.extra = []
+
+        def __call__(self, row, model, opt):
+            return False
+
+        def on_batch_end(self, model, opt):
+            self.extra.append(model.extra.detach().clone())
+
+    batches = [(torch.randn(8, 1, 2, 3), torch.tensor([0, 1, 2, 3, 3, 2, 1, 0]))] * 3
+    model, steps = FirstBatchOnly(), AfterEachStep()
+    fit(model, batches, epochs=1, lr=0.1, momentum=0.9, weight_decay=0.1, callbacks=[steps],
+        device="cpu", progress=False, record=False)
+    assert not torch.equal(steps.extra[0], torch.ones(4))   # step 1 did train it
+    assert len(steps.extra) == 3
+    assert all(torch.equal(after, steps.extra[0]) for after in steps.extra[1:])
