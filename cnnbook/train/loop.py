@@ -297,10 +297,7 @@ def fit(model: nn.Module, train_iter, test_iter=None, epochs: int = 10, lr: floa
     try:
         for epoch in range(start, last_epoch + 1):
             model.train()
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device)
-            clipped = torch.zeros((), device=device)
-            n = 0
+            loss_sum = correct = clipped = n = 0   # sums: tensors on the device from step 1
             lr_now = _lr(opt)
             bar = _progress(_len(train_iter), f"epoch {epoch}/{epochs}", progress)
             t0 = time.perf_counter()
@@ -398,7 +395,8 @@ def fit(model: nn.Module, train_iter, test_iter=None, epochs: int = 10, lr: floa
     path = None
     if record and history:
         path = _write_record(rec, profile, f"{chapter}-{name}" if chapter else name)
-    return FitResult(pd.DataFrame(history), totals["wall"], rec["examples_per_sec"], rec, path,
+    # the record's seconds (the last save moves totals on): what calling fit again returns
+    return FitResult(pd.DataFrame(history), rec["seconds"], rec["examples_per_sec"], rec, path,
                      interrupted)
 
 

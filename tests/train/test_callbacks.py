@@ -124,8 +124,9 @@ def test_hooks_are_called_and_plain_callables_still_work(results_dir):
     calls = []
 
     class Spy(Callback):
-        def on_fit_start(self, model, optimizer, history):
-            calls.append(("start", len(history)))
+        def on_fit_start(self, model, optimizer, history):   # handed fit's own optimiser
+            calls.append(("start", len(history), type(optimizer).__name__,
+                          optimizer.param_groups[0]["lr"]))
 
         def __call__(self, row, model, optimizer):
             calls.append(("epoch", row["epoch"]))
@@ -138,5 +139,5 @@ def test_hooks_are_called_and_plain_callables_still_work(results_dir):
     tr, te = _loaders()
     result = fit(_model(), tr, te, epochs=5, lr=0.3, callbacks=[Spy(), lambda r, m, o: None],
                  device="cpu", progress=False, record=False)
-    assert calls == [("start", 0), ("epoch", 1), ("epoch", 2), ("end", 2)]
+    assert calls == [("start", 0, "SGD", 0.3), ("epoch", 1), ("epoch", 2), ("end", 2)]
     assert len(result.history) == 2 and result.record["spy"] == "seen"

@@ -1,4 +1,5 @@
 """Checkpoints: atomic files, last/best, resume in-process, refusal of another run's file."""
+import json
 import os
 import random
 import stat
@@ -136,7 +137,7 @@ def _same_run(model_a, result_a, model_b, result_b):
         assert torch.equal(sa[k], sb[k]), k
 
 
-def test_interrupted_then_resumed_equals_uninterrupted_bit_for_bit(tmp_path):
+def test_interrupted_then_resumed_equals_uninterrupted_bit_for_bit(tmp_path, capsys):
     ref_model, ref = _run(None, epochs=3)
     steps = 6                                     # 192 / 32 training steps per epoch
     model, part = _run(tmp_path / "run", interrupt_at=steps + 4, epochs=3)   # in epoch 2
@@ -144,8 +145,13 @@ def test_interrupted_then_resumed_equals_uninterrupted_bit_for_bit(tmp_path):
     assert (tmp_path / "run" / "last.pt").exists() and (tmp_path / "run" / "best.pt").exists()
     saved = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert 0 < saved["totals"]["wall"] <= part.seconds   # epoch 1's time is in the checkpoint
-    model, resumed = _run(tmp_path / "run", epochs=3)   # fresh model and loaders: resumes at 2
-    assert model.calls == 2 * steps               # trained only epochs 2 and 3
+    assert saved["best"] == {"monitor": "test_acc", "value": part.history["test_acc"][0],
+                             "epoch": 1}
+    capsys.readouterr()
+    model, resumed = _run(tmp_path / "run", epochs=3, progress=True)   # fresh model and
+    assert model.calls == 2 * steps               # loaders: trained only epochs 2 and 3
+    last = tmp_path / "run" / "last.pt"
+    assert capsys.readouterr().out == f"fit: resuming from {last} after epoch 1 of 3\n"
     assert resumed.seconds > saved["totals"]["wall"]   # and counts on from it
     _same_run(ref_model, ref, model, resumed)
 
@@ -167,6 +173,10 @@ def test_best_holds_the_best_epoch_and_a_finished_run_is_not_trained_again(tmp_p
                  checkpoint=tmp_path / "run", device="cpu", progress=True, record=False,
                  name="ckpt")
     _same_run(model, result, again, stored)
+    # the stored result, field by field, as the finished run returned it
+    assert (stored.seconds, stored.examples_per_sec) == (result.seconds, result.examples_per_sec)
+    assert stored.record == json.loads(json.dumps(result.record, default=str))
+    assert stored.record_path is None and stored.interrupted is False
     assert capsys.readouterr().out == (
         f"fit: {tmp_path / 'run' / 'last.pt'} holds this run, finished: returning its result "
         "without training (delete the folder to train again)\n")

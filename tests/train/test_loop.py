@@ -791,6 +791,18 @@ def test_check_outputs_reads_all_labels_of_a_loader_and_refuses_negative_ones():
     _check_outputs(_model(), logits, [0, 9], None)                       # not a tensor
 
 
+def test_fit_checks_every_label_of_the_loader_before_the_first_step():
+    # a class that only a later batch holds is named at the start, not by cross-entropy's
+    # index error in the middle of an epoch
+    loader = TensorLoader(torch.zeros(6, 1, 8, 8, dtype=torch.uint8),
+                          torch.tensor([0, 1, 0, 1, 0, 5]), 3, device="cpu")
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="labels go up to 5"):
+        fit(model, loader, epochs=1, device="cpu", progress=False, record=False)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
 def test_check_finite_names_epoch_step_and_lr():
     from cnnbook.train.loop import _check_finite
 
@@ -1048,7 +1060,8 @@ def test_under_torchrun_fit_trains_on_its_shard_and_only_rank_0_prints_records_a
     X, y = batches[0]
     loss0 = float(nn.functional.cross_entropy(X.flatten(1) @ W.T + b, y))
     result = fit(model, batches, batches, epochs=1, lr=0.5, device="cpu", check_every=1,
-                 progress=rank == 1, record=True, live_plot=True)   # rank 0 asks for no bar
+                 progress=rank == 1, record=True, live_plot=True,   # rank 0 asks for no bar
+                 checkpoint=results_dir / "ckpt")
     gW, gb = _softmax_regression_grad(W, b, X.flatten(1), y)
     assert torch.allclose(model[1].weight, W - 0.5 * gW, atol=1e-6)
     assert torch.allclose(model[1].bias, b - 0.5 * gb, atol=1e-6)
@@ -1058,6 +1071,7 @@ def test_under_torchrun_fit_trains_on_its_shard_and_only_rank_0_prints_records_a
                          "barrier"]
     assert capsys.readouterr().err == ""                     # no bar on either rank
     assert (result.record_path is not None) == (rank == 0)   # rank 0 alone writes
+    assert (results_dir / "ckpt" / "last.pt").exists() == (rank == 0)   # its checkpoint too
     assert len(shown.shown) == (rank == 0)                   # and plots
 
 
@@ -1142,6 +1156,7 @@ def test_the_bar_shows_the_running_mean_loss_and_accuracy(capsys):
     fit(model, [(X, y)], epochs=1, device="cpu", check_every=1, record=False)
     err = capsys.readouterr().err
     assert f"loss={loss:.3f}" in err and f"acc={acc:.3f}" in err
+    assert "| 0/1 [" in err   # the bar knows how many steps the epoch has
 
 
 def test_a_parameter_without_a_gradient_is_not_moved_by_momentum_or_weight_decay(results_dir):
