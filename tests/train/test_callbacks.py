@@ -133,11 +133,11 @@ def test_hooks_are_called_and_plain_callables_still_work(results_dir):
             return row["epoch"] == 2
 
         def on_fit_end(self, model, optimizer, history):
-            calls.append(("end", len(history)))
+            calls.append(("end", len(history), type(optimizer).__name__))
             return {"spy": "seen"}
 
     tr, te = _loaders()
     result = fit(_model(), tr, te, epochs=5, lr=0.3, callbacks=[Spy(), lambda r, m, o: None],
                  device="cpu", progress=False, record=False)
-    assert calls == [("start", 0, "SGD", 0.3), ("epoch", 1), ("epoch", 2), ("end", 2)]
+    assert calls == [("start", 0, "SGD", 0.3), ("epoch", 1), ("epoch", 2), ("end", 2, "SGD")]
     assert len(result.history) == 2 and result.record["spy"] == "seen"

@@ -182,6 +182,15 @@ def test_best_holds_the_best_epoch_and_a_finished_run_is_not_trained_again(tmp_p
         "without training (delete the folder to train again)\n")
 
 
+def test_a_finished_run_with_values_json_cannot_hold_stores_them_as_text(tmp_path):
+    # extra= (and callbacks' on_fit_end) may carry paths, numpy numbers...: the stored result
+    # keeps their text rather than losing the finished run
+    _, result = _run(tmp_path / "run", epochs=1, extra={"source": tmp_path, "steps": np.int64(6)})
+    last = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert last["result"]["source"] == str(tmp_path) and last["result"]["steps"] == "6"
+    assert result.record["source"] == tmp_path   # the returned record keeps the objects
+
+
 def test_a_run_a_callback_stopped_is_not_trained_on_when_resumed(tmp_path):
     """Stopped by a callback at epoch 2 of 4, then the process died before the final save:
     resuming must not train the epochs the callback had cut off."""

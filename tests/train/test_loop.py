@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from cnnbook import seed_everything
+from cnnbook.config import describe_device
 from cnnbook.data import TensorLoader
 from cnnbook.train import TrainingDiverged, evaluate, fit, init_weights, predict
 
@@ -65,6 +66,11 @@ def test_fit_learns_and_records(results_dir):
     assert result.record_path == results_dir / "smoke" / "00-toy.json"
     assert rec["test_acc"] == result.test_acc and rec["profile"] == "smoke" and rec["epochs"] == 3
     assert rec["params"] == sum(p.numel() for p in _model().parameters())
+    assert {k: rec[k] for k in ("name", "chapter", "lr", "batch_size", "train_examples", "device")} \
+        == {"name": "toy", "chapter": "00", "lr": 0.5, "batch_size": 64, "train_examples": 512,
+            "device": describe_device(torch.device("cpu"))}
+    assert hist["examples_per_sec"].tolist() == pytest.approx((512 / hist["seconds"]).tolist())
+    assert result.examples_per_sec == rec["examples_per_sec"]
     # throughput: the 3 x 512 examples trained on, over the epochs' measured seconds
     assert rec["examples_per_sec"] == pytest.approx(3 * 512 / hist["seconds"].sum(), rel=1e-9)
 
@@ -559,14 +565,27 @@ def test_divergence_keeps_history_and_last_good_weights_and_names_the_lr_in_forc
     after = []
     seed_everything(0)
     model = _model()
+    started = time.perf_counter()
     with pytest.raises(TrainingDiverged, match=r"learning rate in force then \(1e\+30\)") as info:
         fit(model, tr, te, epochs=5, lr=0.1, scheduler=explode_in_epoch_3, check_every=1,
-            device="cpu", progress=False, record=False,
+            device="cpu", progress=False, record=False, name="boom", chapter="07",
+            profile="cpu", clip_grad_norm=1e6, extra={"note": "x"},
             callbacks=[lambda row, m, o: after.append(
                 {k: v.clone() for k, v in m.state_dict().items()})])
+    elapsed = time.perf_counter() - started
     result = info.value.result
     assert list(result.history["epoch"]) == [1, 2] and result.record["diverged"]
     assert result.history["lr"].tolist() == pytest.approx([0.1, 0.1])
+    # the record of the diverged run says what ran, as a finished run's does
+    rec = result.record
+    assert {k: rec[k] for k in ("name", "chapter", "profile", "lr", "precision", "clip_grad_norm",
+                                "batch_size", "train_examples", "device", "note")} \
+        == {"name": "boom", "chapter": "07", "profile": "cpu", "lr": 0.1, "precision": "fp32",
+            "clip_grad_norm": 1e6, "batch_size": 64, "train_examples": 512, "note": "x",
+            "device": describe_device(torch.device("cpu"))}
+    trained = result.history["seconds"].sum()
+    assert 0 < trained <= result.seconds == rec["seconds"] <= elapsed
+    assert result.examples_per_sec == pytest.approx(2 * 512 / trained, rel=1e-9)
     for k, v in model.state_dict().items():   # back to the end of epoch 2, exactly
         assert torch.equal(v, after[-1][k]), k
 
@@ -1192,3 +1211,84 @@ def test_a_parameter_without_a_gradient_is_not_moved_by_momentum_or_weight_decay
     assert not torch.equal(steps.extra[0], torch.ones(4))   # step 1 did train it
     assert len(steps.extra) == 3
     assert all(torch.equal(after, steps.extra[0]) for after in steps.extra[1:])
+
+
+# --- the bar's steps, the clipping boundary, and checks between and across ranks -----------
+
+def test_the_bar_advances_one_step_per_batch_of_an_epoch_of_known_length(monkeypatch):
+    import cnnbook.train.loop as loop
+
+    bars = []
+
+    class Bar:   # what fit asks of tqdm
+        def __init__(self, total, desc, enabled):
+            self.total, self.desc, self.steps = total, desc, 0
+            bars.append(self)
+
+        def update(self, k):
+            self.steps += k
+
+        def set_postfix(self, **values):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(loop, "_progress", Bar)
+    tr, _ = _loaders()   # 512 examples in batches of 64: 8 steps
+    fit(_model(), tr, epochs=2, device="cpu", record=False)
+    assert [(b.total, b.desc, b.steps) for b in bars] == [(8, "epoch 1/2", 8), (8, "epoch 2/2", 8)]
+
+
+def test_a_step_whose_norm_equals_the_threshold_is_not_counted_as_clipped(results_dir):
+    # "clipped" counts the steps whose gradient norm exceeded the threshold; oracle: the
+    # norm torch's clip_grad_norm_ measures on the same step, outside fit
+    torch.manual_seed(0)
+    X, y = torch.randn(8, 6), torch.tensor([0, 1, 2, 3, 3, 2, 1, 0])
+    reference = nn.Linear(6, 4)
+    weights = {k: v.clone() for k, v in reference.state_dict().items()}
+    nn.functional.cross_entropy(reference(X), y).backward()
+    norm = nn.utils.clip_grad_norm_(reference.parameters(), float("inf"))
+    just_below = torch.nextafter(norm, torch.zeros(()))   # the next float32 down
+    fractions = []
+    for threshold in (float(norm), float(just_below)):
+        model = nn.Linear(6, 4)
+        model.load_state_dict(weights)
+        result = fit(model, [(X, y)], epochs=1, clip_grad_norm=threshold, device="cpu",
+                     progress=False, record=False)
+        fractions.append(result.history["clipped"].tolist())
+    assert fractions == [[0.0], [1.0]]
+
+
+def test_a_loss_that_became_nan_between_checks_is_caught_at_the_end_of_the_epoch(results_dir):
+    # 10 steps, checked every 25: the epoch's own check names the epoch, its last step and lr
+    torch.manual_seed(0)
+    batches = [(torch.randn(2, 6), torch.tensor([0, 1])) for _ in range(10)]
+    batches[6][0][0, 0] = float("nan")
+    with pytest.raises(TrainingDiverged, match=r"^the training loss became nan in epoch 1 by "
+                                               r"step 10: training stopped\. The learning rate "
+                                               r"in force then \(0\.1\) is probably"):
+        fit(nn.Linear(6, 2), batches, epochs=1, device="cpu", progress=False, record=False)
+
+
+def test_an_empty_training_loader_is_named():
+    with pytest.raises(ValueError, match="^the training iterator gave no batches$"):
+        fit(_model(), [], epochs=1, device="cpu", progress=False, record=False)
+
+
+def test_under_torchrun_every_rank_stops_when_the_mean_loss_diverged(monkeypatch, results_dir):
+    # each rank checks the loss averaged over all ranks, so they stop together (a rank that
+    # went on alone would wait for the others forever); here the other rank's loss is inf
+    import cnnbook.train.loop as loop
+
+    class OtherRankDiverged(_RankOfTwo):
+        def mean(self, total, count):
+            return float("inf")
+
+    monkeypatch.setattr(loop, "setup_distributed", lambda device: OtherRankDiverged(1))
+    torch.manual_seed(0)
+    batches = [(torch.randn(8, 1, 2, 3), torch.tensor([0, 1, 2, 3, 3, 2, 1, 0]))] * 2
+    with pytest.raises(TrainingDiverged, match="^the training loss became inf in epoch 1 by "
+                                               "step 1: "):
+        fit(nn.Sequential(nn.Flatten(), nn.Linear(6, 4)), batches, epochs=1, device="cpu",
+            check_every=1, progress=False, record=False)
