@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 FORMAT = 1
 
@@ -169,6 +170,12 @@ def _describe_callable(obj) -> str | None:
         return None
     if isinstance(obj, str):
         return obj
+    if isinstance(obj, nn.Module) and not obj.extra_repr() and not len(obj._modules):
+        # a loss module's repr hides its settings (CrossEntropyLoss(label_smoothing=0.1)
+        # prints as "CrossEntropyLoss()"): name them, so a changed one is a different run
+        settings = sorted((k, v) for k, v in vars(obj).items() if not k.startswith("_")
+                          and k != "training" and isinstance(v, (bool, int, float, str)))
+        return f"{type(obj).__name__}({', '.join(f'{k}={v!r}' for k, v in settings)})"
     if type(obj).__repr__ is not object.__repr__ and not callable(getattr(obj, "__code__", None)):
         text = repr(obj)
         if " at 0x" not in text:

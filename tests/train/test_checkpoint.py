@@ -233,7 +233,13 @@ def test_another_model_or_run_is_refused_with_the_difference(tmp_path):
     ({"precision": "bf16"}, "precision: checkpoint has 'fp32', this run has 'bf16'"),
     ({"clip_grad_norm": 1.0}, "clip_grad_norm: checkpoint has None, this run has 1.0"),
     ({"loss_fn": nn.functional.cross_entropy},
-     "loss_fn: checkpoint has 'CrossEntropyLoss()', this run has 'cross_entropy'"),
+     "loss_fn: checkpoint has \"CrossEntropyLoss(ignore_index=-100, label_smoothing=0.0, "
+     "reduction='mean')\", this run has 'cross_entropy'"),
+    # a loss module's repr hides its settings: the recipes' label smoothing is one of them
+    ({"loss_fn": nn.CrossEntropyLoss(label_smoothing=0.1)},
+     "loss_fn: checkpoint has \"CrossEntropyLoss(ignore_index=-100, label_smoothing=0.0, "
+     "reduction='mean')\", this run has \"CrossEntropyLoss(ignore_index=-100, "
+     "label_smoothing=0.1, reduction='mean')\""),
 ])
 def test_each_setting_of_the_run_is_named_when_it_differs_on_resume(tmp_path, change, difference):
     _run(tmp_path / "run", epochs=1)
