@@ -318,6 +318,8 @@ BROAD = {
     "pooling": ("cnnbook/pooling.py", ("tests/test_pooling.py",)),
     "resnet": ("cnnbook/models/resnet.py", ("tests/models/test_resnet.py",)),
     "widgets_base": ("cnnbook/widgets/base.py", ("tests/widgets/test_base.py",)),
+    "registry": ("cnnbook/models/registry.py", ("tests/models/test_registry.py",)),
+    "googlenet": ("cnnbook/models/googlenet.py", ("tests/models/test_googlenet.py",)),
 }
 BROAD_DIR = ROOT / "build" / "mutmut"   # git-ignored; `mutmut browse` there shows each mutant
 #: mutmut's survivors that change no behaviour: "<mutant name>  <one-line reason>" per line
