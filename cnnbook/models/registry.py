@@ -203,9 +203,8 @@ def cost_table(archs: Sequence[Architecture] | None = None):
     for arch in archs if archs is not None else ARCHITECTURES:
         params, macs = _cost(arch)
         pub = arch.published() or {}
-        side = arch.input_size[-1]
         rows.append({"architecture": arch.name, "year": arch.year, "chapter": arch.chapter,
-                     "input": f"{arch.input_size[1]}x{side}x{side}",
+                     "input": "x".join(map(str, arch.input_size[1:])),
                      "params_m": params / 1e6, "gmacs": macs / 1e9,
                      "tv_params_m": pub.get("params", math.nan) / 1e6,
                      "tv_gmacs": pub.get("gmacs", math.nan),
