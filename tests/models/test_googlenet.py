@@ -375,7 +375,7 @@ def test_aux_loss_default_weight_is_the_papers_0_3():
 
 
 def test_googlenet_rejects_zero_classes_with_a_clear_message():
-    with pytest.raises(ValueError, match="num_classes and in_channels must be positive"):
+    with pytest.raises(ValueError, match="^num_classes and in_channels must be positive$"):
         GoogLeNet(num_classes=0)
     with pytest.raises(ValueError, match="width_mult must be positive, got -1"):
         GoogLeNet(width_mult=-1)
