@@ -822,6 +822,18 @@ def test_fit_checks_every_label_of_the_loader_before_the_first_step():
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
+def test_the_labels_are_checked_once_per_run_not_at_every_step(monkeypatch, results_dir):
+    # the check reads labels on the host: at every step it would be a GPU sync per step
+    import cnnbook.train.loop as loop
+
+    checked = []
+    real = loop._check_outputs
+    monkeypatch.setattr(loop, "_check_outputs", lambda *args: checked.append(1) or real(*args))
+    tr, _ = _loaders()   # 8 steps per epoch
+    fit(_model(), tr, epochs=2, device="cpu", progress=False, record=False)
+    assert checked == [1]
+
+
 def test_check_finite_names_epoch_step_and_lr():
     from cnnbook.train.loop import _check_finite
 
@@ -1292,3 +1304,18 @@ def test_under_torchrun_every_rank_stops_when_the_mean_loss_diverged(monkeypatch
                                                "step 1: "):
         fit(nn.Sequential(nn.Flatten(), nn.Linear(6, 4)), batches, epochs=1, device="cpu",
             check_every=1, progress=False, record=False)
+
+
+def test_the_record_names_the_device_fit_trained_on_not_the_default_one(monkeypatch,
+                                                                       results_dir):
+    import cnnbook.config as config
+
+    monkeypatch.setattr(config, "get_device", lambda: torch.device("meta"))   # the default
+    cpu = describe_device(torch.device("cpu"))
+    tr, _ = _loaders()
+    result = fit(_model(), tr, epochs=1, device="cpu", progress=False, record=False)
+    assert result.record["device"] == cpu and describe_device() == "meta"
+    with pytest.raises(TrainingDiverged) as diverged:
+        fit(_model(), tr, epochs=1, lr=1e30, check_every=1, device="cpu", progress=False,
+            record=False)
+    assert diverged.value.result.record["device"] == cpu
