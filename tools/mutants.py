@@ -377,9 +377,7 @@ def broad(names, max_children: int = 2, quiet: str | None = None,
     """
     import json
 
-    files = [(src, test) for n in names
-             for src, tests in [BROAD[n]]
-             for test in tests]
+    files = [(BROAD[n][0], test) for n in names for test in BROAD[n][1]]
     work = BROAD_DIR / ("-".join(names) + (f"-{tag}" if tag else ""))   # runs can coexist
     if work.exists():
         shutil.rmtree(work)

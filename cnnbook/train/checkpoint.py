@@ -170,7 +170,7 @@ def _describe_callable(obj) -> str | None:
         return None
     if isinstance(obj, str):
         return obj
-    if isinstance(obj, nn.Module) and not obj.extra_repr() and not len(obj._modules):
+    if isinstance(obj, nn.Module) and not obj.extra_repr() and next(obj.children(), None) is None:
         # a loss module's repr hides its settings (CrossEntropyLoss(label_smoothing=0.1)
         # prints as "CrossEntropyLoss()"): name them, so a changed one is a different run
         settings = sorted((k, v) for k, v in vars(obj).items() if not k.startswith("_")
